@@ -1,0 +1,153 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { loadConfig } from './config/load.js';
+import type { DroverConfig } from './config/schema.js';
+import { Drover } from './drover.js';
+import { ConfigInvalidError, DroverError, UsageError } from './errors.js';
+import { Logger } from './log.js';
+
+const HELP = `Usage: drover [start] --config FILE     run the proxy
+       drover check --config FILE       validate FILE and summarise it
+       drover --help | --version
+
+Options:
+  -c, --config FILE   the YAML config (see README: every key and its default)
+  -h, --help          this text
+  -v, --version       the version
+
+Signals: SIGTERM or SIGINT stops accepting, lets open connections finish for
+up to drainTimeout, then exits 0; a second signal closes them at once.`;
+
+/** Runs the `drover` command with `argv` (without node and script); resolves to the exit code. */
+async function main(argv: string[]): Promise<number> {
+  let args;
+  try {
+    args = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      options: {
+        config: { type: 'string', short: 'c' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'v' },
+      },
+    });
+  } catch (err) {
+    return usage((err as Error).message);
+  }
+  const { values, positionals } = args;
+  if (values.help) {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
+  if (values.version) {
+    process.stdout.write(version() + '\n');
+    return 0;
+  }
+  const command = positionals[0] ?? 'start';
+  if (positionals.length > 1 || !['start', 'check'].includes(command)) {
+    return usage(`unknown command: ${positionals.join(' ')}`);
+  }
+  if (!values.config) return usage('--config FILE is required');
+
+  let config: DroverConfig;
+  try {
+    config = await loadConfig(values.config);
+  } catch (err) {
+    if (err instanceof ConfigInvalidError) {
+      for (const line of err.message.split('\n')) process.stderr.write(line + '\n');
+      process.stderr.write(`${err.code}: ${err.problems.length} problem(s) in ${values.config}\n`);
+      return 1;
+    }
+    if (err instanceof DroverError) {
+      process.stderr.write(`${err.code}: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+  if (command === 'check') {
+    process.stdout.write(summary(config));
+    return 0;
+  }
+  return run(config);
+}
+
+async function run(config: DroverConfig): Promise<number> {
+  const log = new Logger(config.logLevel);
+  let drover: Drover;
+  try {
+    drover = await Drover.start(config, { log });
+  } catch (err) {
+    log.error('start failed', { error: err });
+    return 1;
+  }
+  log.info('drover started', { version: version(), config: config.file, pid: process.pid });
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (stopping) {
+        log.info('second signal: closing open connections now', { signal });
+        drover.destroyConnections();
+        return;
+      }
+      stopping = true;
+      log.info('signal received: draining', { signal });
+      drover.stop().then(
+        () => resolve(0),
+        (err: unknown) => {
+          log.error('stop failed', { error: err });
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal);
+  });
+}
+
+/** A one-screen description of a valid config, for `drover check`. */
+function summary(config: DroverConfig): string {
+  const lines = [`config ok: ${config.file}`, '', 'listeners:'];
+  for (const l of config.listeners) {
+    const extras = [`maxConnections ${l.maxConnections}`];
+    if (l.proxyProtocol !== 'off') extras.push(`proxyProtocol ${l.proxyProtocol}`);
+    lines.push(`  ${l.name}  ${l.mode}  ${l.bind.id} -> ${l.service}  (${extras.join(', ')})`);
+  }
+  lines.push('', 'services:');
+  for (const s of config.services.values()) {
+    const members = s.static.map((m) => (m.weight === 1 ? `${m.host}:${m.port}` : `${m.host}:${m.port} w${m.weight}`));
+    lines.push(
+      `  ${s.name}  strategy ${s.strategy.label}, retries ${s.retries}, connect ${ms(s.timeouts.connect)}, idle ${ms(s.timeouts.idle)}`,
+      `    static (${members.length}): ${members.join(', ') || 'none'}`,
+    );
+  }
+  lines.push('', `drainTimeout ${ms(config.drainTimeout)}, logLevel ${config.logLevel}`, '');
+  return lines.join('\n');
+}
+
+function ms(n: number): string {
+  if (n % 3_600_000 === 0) return `${n / 3_600_000}h`;
+  if (n % 60_000 === 0) return `${n / 60_000}m`;
+  if (n % 1000 === 0) return `${n / 1000}s`;
+  return `${n}ms`;
+}
+
+function usage(message: string): number {
+  const err = new UsageError(message);
+  process.stderr.write(`${err.code}: ${err.message}\n\n${HELP}\n`);
+  return 2;
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+main(process.argv.slice(2)).then(
+  // Exit explicitly: a drained proxy must not linger on a stray timer.
+  (code) => process.exit(code),
+  (err: unknown) => {
+    process.stderr.write(`drover: unexpected error: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);

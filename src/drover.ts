@@ -1,0 +1,99 @@
+import { ServiceBalancer, type BalancerClock } from './balancer/balancer.js';
+import type { DroverConfig } from './config/schema.js';
+import type { MemberSource } from './discovery/source.js';
+import { StaticSource } from './discovery/static.js';
+import { Logger } from './log.js';
+import { TcpListener } from './proxy/tcp.js';
+
+/** Options for starting Drover from a validated config. */
+export interface DroverOptions {
+  /** Defaults to a JSON-lines logger on stdout at the config's `logLevel`. */
+  log?: Logger;
+  /** Injected time and chance for every balancer (tests). */
+  clock?: BalancerClock;
+}
+
+/**
+ * A running Drover: one balancer per service, fed by its member source, and
+ * one listener per `listeners[]` entry. Discovery and balancing do not know
+ * about listeners, so they can later run in a primary process and feed
+ * workers.
+ */
+export class Drover {
+  readonly services = new Map<string, ServiceBalancer>();
+  readonly listeners: TcpListener[] = [];
+  private readonly sources: MemberSource[] = [];
+  readonly log: Logger;
+
+  private constructor(
+    readonly config: DroverConfig,
+    options: DroverOptions,
+  ) {
+    this.log = options.log ?? new Logger(config.logLevel);
+    for (const s of config.services.values()) {
+      this.services.set(s.name, new ServiceBalancer(s.name, s.strategy, s.retries, options.clock));
+    }
+  }
+
+  /**
+   * Starts discovery, then binds every listener. If one cannot bind, the ones
+   * already bound are closed and the ListenError is thrown: a half-started
+   * proxy would hide the problem.
+   */
+  static async start(config: DroverConfig, options: DroverOptions = {}): Promise<Drover> {
+    const d = new Drover(config, options);
+    for (const s of config.services.values()) {
+      const balancer = d.services.get(s.name)!;
+      const source = new StaticSource(s.static);
+      d.sources.push(source);
+      source.start((members) => {
+        try {
+          if (balancer.update(members)) d.log.info('service members', { service: s.name, members: balancer.backends.length });
+        } catch (err) {
+          d.log.error('strategy rebuild failed; keeping the previous members', { service: s.name, error: err });
+        }
+      });
+    }
+    for (const l of config.listeners) {
+      const service = config.services.get(l.service)!;
+      const listener = new TcpListener(l, service, d.services.get(l.service)!, d.log);
+      try {
+        await listener.listen();
+      } catch (err) {
+        await Promise.all(d.listeners.map((x) => x.drain(0)));
+        throw err;
+      }
+      d.listeners.push(listener);
+      d.log.info('listener started', {
+        listener: l.name,
+        mode: l.mode,
+        bind: listener.address,
+        service: l.service,
+        strategy: service.strategy.label,
+      });
+    }
+    return d;
+  }
+
+  /** The listener named `name` (tests and the admin API). */
+  listener(name: string): TcpListener | undefined {
+    return this.listeners.find((l) => l.config.name === name);
+  }
+
+  /**
+   * Graceful stop: stop accepting everywhere, let open connections finish for
+   * up to `drainTimeout` (default: the config's), then close what is left.
+   */
+  async stop(drainTimeout = this.config.drainTimeout): Promise<void> {
+    const open = this.listeners.reduce((n, l) => n + l.connections, 0);
+    this.log.info('stopping', { connections: open, drainTimeout });
+    await Promise.all(this.listeners.map((l) => l.drain(drainTimeout)));
+    await Promise.all(this.sources.map((s) => s.stop()));
+    this.log.info('stopped');
+  }
+
+  /** Closes every connection now, for a second signal during a drain. */
+  destroyConnections(): void {
+    for (const l of this.listeners) l.destroyAll();
+  }
+}

@@ -1,0 +1,195 @@
+import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { Backend } from '../../strategies/index.js';
+import type { ServiceBalancer } from '../balancer/balancer.js';
+import { formatAddress } from '../config/address.js';
+import type { ListenerConfig, ServiceConfig } from '../config/schema.js';
+import { ListenError, NoBackendError, UpstreamError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { proxyHeader } from './proxy-protocol.js';
+
+/**
+ * A layer-4 listener: per client connection it asks the service's balancer
+ * for candidates, connects to the first that answers within the connect
+ * timeout (trying up to `retries` more), then pipes bytes both ways.
+ *
+ * - Backpressure: `pipe` pauses the reader while the other side's buffer is
+ *   full, so a slow reader slows the writer and nothing buffers without bound.
+ * - Half-close: both sockets allow half-open, so a client that shuts its
+ *   write side still receives the whole response.
+ * - The client is paused from accept until a backend is connected, so no
+ *   early bytes are lost and a PROXY header always goes first.
+ * - Any error destroys both sockets; nothing here throws into the event loop.
+ */
+export class TcpListener {
+  private readonly server: Server;
+  private readonly open = new Set<Socket>();
+  private closed: Promise<void> | undefined;
+
+  constructor(
+    readonly config: ListenerConfig,
+    private readonly service: ServiceConfig,
+    private readonly balancer: ServiceBalancer,
+    private readonly log: Logger,
+  ) {
+    this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (client) =>
+      this.accept(client),
+    );
+    this.server.maxConnections = config.maxConnections;
+    this.server.on('drop', (info) => {
+      this.log.warn('connection refused: maxConnections reached', {
+        listener: config.name,
+        maxConnections: config.maxConnections,
+        client: info?.remoteAddress,
+      });
+    });
+  }
+
+  /** Open client connections. */
+  get connections(): number {
+    return this.open.size;
+  }
+
+  /** Binds the listener; resolves with the bound address (port 0 picks a free port). */
+  listen(): Promise<AddressInfo> {
+    const { host, port, id } = this.config.bind;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(new ListenError(this.config.name, id, err));
+      this.server.once('error', onError);
+      this.server.listen({ host, port, backlog: 511 }, () => {
+        this.server.off('error', onError);
+        this.server.on('error', (err) => this.log.error('listener error', { listener: this.config.name, error: err }));
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  /** The bound address as `host:port`. */
+  get address(): string {
+    const a = this.server.address() as AddressInfo | null;
+    return a ? formatAddress(a.address, a.port) : this.config.bind.id;
+  }
+
+  /**
+   * Stops accepting, lets open connections finish for up to `timeoutMs`, then
+   * destroys what is left. Resolves when every connection is closed.
+   */
+  drain(timeoutMs: number): Promise<void> {
+    if (!this.closed) {
+      this.closed = new Promise<void>((resolve) => {
+        const timer = setTimeout(() => {
+          if (this.open.size) this.log.info('drain timeout: closing connections', { listener: this.config.name, connections: this.open.size });
+          for (const s of this.open) s.destroy();
+        }, timeoutMs);
+        timer.unref();
+        this.server.close(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+    return this.closed;
+  }
+
+  /** Destroys every open connection now (a second SIGTERM). */
+  destroyAll(): void {
+    for (const s of this.open) s.destroy();
+  }
+
+  private accept(client: Socket): void {
+    this.open.add(client);
+    client.on('close', () => this.open.delete(client));
+    // An error before piping (reset while we connect) must not crash the process.
+    client.on('error', () => client.destroy());
+    const clientAddress = client.remoteAddress;
+    const candidates = this.balancer.candidates(clientAddress);
+    if (candidates.length === 0) {
+      this.log.debug('no usable backend', { listener: this.config.name, error: new NoBackendError(this.balancer.name) });
+      client.destroy();
+      return;
+    }
+    this.tryConnect(client, candidates, 0);
+  }
+
+  private tryConnect(client: Socket, candidates: Backend[], index: number, lastError?: Error): void {
+    if (client.destroyed) return;
+    const backend = candidates[index];
+    if (!backend) {
+      const err = new UpstreamError(this.balancer.name, index, lastError);
+      this.log.warn('all backends failed', { listener: this.config.name, service: this.balancer.name, error: err });
+      client.destroy();
+      return;
+    }
+    const states = this.balancer.states;
+    states.acquire(backend.id);
+    const started = performance.now();
+    const upstream = connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true });
+    let released = false;
+    const release = () => {
+      if (!released) states.release(backend.id);
+      released = true;
+    };
+    upstream.on('close', release);
+    const timer = setTimeout(
+      () => upstream.destroy(new Error(`connect timeout after ${this.service.timeouts.connect}ms`)),
+      this.service.timeouts.connect,
+    );
+    const abandon = () => {
+      clearTimeout(timer);
+      upstream.destroy();
+    };
+    client.once('close', abandon);
+    const onConnectError = (err: Error) => {
+      clearTimeout(timer);
+      client.off('close', abandon);
+      upstream.destroy();
+      this.log.debug('backend connect failed', { listener: this.config.name, backend: backend.id, error: err });
+      this.tryConnect(client, candidates, index + 1, err);
+    };
+    upstream.once('error', onConnectError);
+    upstream.once('connect', () => {
+      clearTimeout(timer);
+      upstream.off('error', onConnectError);
+      client.off('close', abandon);
+      states.sample(backend.id, performance.now() - started);
+      this.pipe(client, upstream, backend);
+    });
+  }
+
+  private pipe(client: Socket, upstream: Socket, backend: Backend): void {
+    if (client.destroyed) {
+      upstream.destroy();
+      return;
+    }
+    const fail = () => {
+      client.destroy();
+      upstream.destroy();
+    };
+    client.on('error', fail);
+    upstream.on('error', fail);
+    // A side that closed because of an error takes the other with it; a clean
+    // close after both FINs needs nothing, and must not cut buffered bytes.
+    client.on('close', (hadError) => hadError && upstream.destroy());
+    upstream.on('close', (hadError) => hadError && client.destroy());
+    const idle = this.service.timeouts.idle;
+    const onIdle = () => {
+      this.log.debug('idle timeout', { listener: this.config.name, backend: backend.id });
+      fail();
+    };
+    client.setTimeout(idle, onIdle);
+    upstream.setTimeout(idle, onIdle);
+    if (this.config.proxyProtocol !== 'off') {
+      upstream.write(
+        proxyHeader(this.config.proxyProtocol, {
+          sourceAddress: client.remoteAddress,
+          sourcePort: client.remotePort,
+          destinationAddress: client.localAddress,
+          destinationPort: client.localPort,
+        }),
+      );
+    }
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.resume();
+  }
+}
