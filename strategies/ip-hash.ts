@@ -3,16 +3,25 @@ import type { Backend, StrategyFactory } from './types.js';
 import { eligible } from './shared/eligible.js';
 import { Options } from './shared/options.js';
 
-/** Ring points per unit of weight, as nginx `hash ... consistent` and ketama use. */
-const POINTS_PER_WEIGHT = 160;
-/** Upper bound on ring size, so large weights do not make building slow. */
-const MAX_POINTS = 1 << 20;
+/**
+ * Ring points per unit of weight. nginx uses 160; with so few points one of
+ * five equal backends often owns 23% of the ring instead of 20%, so Drover
+ * uses 1000 (each backend's share within about 1% of its due).
+ */
+export const POINTS_PER_WEIGHT = 1000;
+/**
+ * Points of one backend at most (weight 16): keeps the ring small and quick to
+ * build. A backend's points depend on its own weight only, never on the
+ * others', or a registry change would rescale and reshuffle everybody.
+ */
+export const MAX_POINTS_PER_BACKEND = 16 * POINTS_PER_WEIGHT;
 
 /**
  * ip-hash: consistent hashing (a ketama ring) on the client address. Removing
  * one of N backends moves only the clients that were on it (about 1/N); an
  * unusable backend falls through to the next point on the ring, so its
  * clients spread over the others while everybody else stays put.
+ * Weights above 16 count as 16 here (see MAX_POINTS_PER_BACKEND).
  * The ring depends on ids and configured weights only: live weight changes
  * (agent reports, slow start) do not reshuffle clients. Options: none.
  * A pick without a client address starts at a random point.
@@ -54,14 +63,10 @@ interface Ring {
 }
 
 function buildRing(list: readonly Backend[]): Ring {
-  const weights = list.map((b) => Math.max(0, Math.floor(b.weight)));
-  const divisor = weights.reduce((g, w) => (w > 0 ? gcd(g, w) : g), 0) || 1;
-  const units = weights.reduce((s, w) => s + w / divisor, 0);
-  const scale = units * POINTS_PER_WEIGHT > MAX_POINTS ? MAX_POINTS / (units * POINTS_PER_WEIGHT) : 1;
   const entries: Array<[number, number]> = [];
   let members = 0;
   list.forEach((b, index) => {
-    const count = Math.round((weights[index]! / divisor) * POINTS_PER_WEIGHT * scale);
+    const count = Math.min(MAX_POINTS_PER_BACKEND, Math.round(Math.max(0, b.weight) * POINTS_PER_WEIGHT));
     if (count > 0) members++;
     // Four points per md5 digest, as ketama does.
     for (let d = 0; d * 4 < count; d++) {
@@ -77,11 +82,6 @@ function buildRing(list: readonly Backend[]): Ring {
     owners[i] = o;
   });
   return { points, owners, members };
-}
-
-function gcd(a: number, b: number): number {
-  while (b) [a, b] = [b, a % b];
-  return a;
 }
 
 /** First 32 bits of md5: the same hash as the ring points, well spread for IP strings. */

@@ -17,8 +17,9 @@ export const create: StrategyFactory = (env) => {
     candidates(ctx) {
       const n = list.length;
       const out: Backend[] = [];
+      const start = next;
       for (let k = 0; k < n && out.length < ctx.limit; k++) {
-        const i = (next + k) % n;
+        const i = (start + k) % n;
         const b = list[i]!;
         if (!eligible(env, b)) continue;
         if (out.length === 0) {
