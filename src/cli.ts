@@ -74,34 +74,41 @@ async function main(argv: string[]): Promise<number> {
 
 async function run(config: DroverConfig): Promise<number> {
   const log = new Logger(config.logLevel);
-  let drover: Drover;
+  // Handlers go in before binding: a signal during start-up must still drain
+  // and exit 0, not kill the process mid-start.
+  let drover: Drover | undefined;
+  let signalled: NodeJS.Signals | undefined;
+  let stop: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (signalled) {
+      log.info('second signal: closing open connections now', { signal });
+      drover?.destroyConnections();
+      return;
+    }
+    signalled = signal;
+    log.info('signal received: draining', { signal });
+    stop?.();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   try {
     drover = await Drover.start(config, { log });
   } catch (err) {
     log.error('start failed', { error: err });
     return 1;
   }
+  const running = drover;
   log.info('drover started', { version: version(), config: config.file, pid: process.pid });
   return new Promise<number>((resolve) => {
-    let stopping = false;
-    const onSignal = (signal: NodeJS.Signals) => {
-      if (stopping) {
-        log.info('second signal: closing open connections now', { signal });
-        drover.destroyConnections();
-        return;
-      }
-      stopping = true;
-      log.info('signal received: draining', { signal });
-      drover.stop().then(
+    stop = () =>
+      running.stop().then(
         () => resolve(0),
         (err: unknown) => {
           log.error('stop failed', { error: err });
           resolve(1);
         },
       );
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
+    if (signalled) stop();
   });
 }
 

@@ -21,7 +21,9 @@ export function parseAddress(text: string, allowPortZero = false): Address | str
   if (!m) return `"${text}" is not an address of the form host:port`;
   const host = m[1] ?? m[2]!;
   const port = Number(m[3]);
-  if (m[1] !== undefined ? isIP(host) !== 6 : !(isIP(host) === 4 || HOSTNAME.test(host))) {
+  // All-digit dotted names (999.1.1.1) are broken IPv4 addresses, not host names.
+  const hostname = HOSTNAME.test(host) && !/^[\d.]+$/.test(host);
+  if (m[1] !== undefined ? isIP(host) !== 6 : !(isIP(host) === 4 || hostname)) {
     return `"${host}" is not a valid IP address or host name`;
   }
   if (port > 65535 || (port === 0 && !allowPortZero)) return `port ${port} is out of range (1-65535)`;

@@ -218,7 +218,10 @@ function readListener(
       service = undefined;
     }
   }
-  const name = optional(m.get('name')?.value, bind?.id ?? '', (n) => r.string(n, join(path, 'name')));
+  // Unnamed listeners are named after their address; two on port 0 get their place in the list.
+  const fallbackName = bind && bind.port !== 0 ? bind.id : path;
+  const named = m.has('name');
+  const name = optional(m.get('name')?.value, fallbackName, (n) => r.string(n, join(path, 'name')));
   const proxyProtocol = optional(m.get('proxyProtocol')?.value, DEFAULTS.listener.proxyProtocol, (n) => {
     const v = r.resolve(n);
     // YAML 1.1 habits: `off` may arrive as boolean false.
@@ -228,8 +231,10 @@ function readListener(
   const maxConnections = optional(m.get('maxConnections')?.value, DEFAULTS.listener.maxConnections, (n) =>
     r.integer(n, join(path, 'maxConnections'), 1, 1_000_000),
   );
-  if (!mode || !bind || !service || !name || !proxyProtocol || !maxConnections) return { name, bind, bindNode: bindPair?.value };
-  return { listener: { name, mode, bind, service, proxyProtocol, maxConnections }, name, bind, bindNode: bindPair?.value };
+  // A defaulted name clashes only when the binds do, which is reported there.
+  const checkName = named ? name : undefined;
+  if (!mode || !bind || !service || !name || !proxyProtocol || !maxConnections) return { name: checkName, bind, bindNode: bindPair?.value };
+  return { listener: { name, mode, bind, service, proxyProtocol, maxConnections }, name: checkName, bind, bindNode: bindPair?.value };
 }
 
 async function resolveStrategy(r: Reader, node: MaybeNode, path: string, configPath: string): Promise<StrategyConfig | undefined> {
@@ -273,9 +278,15 @@ async function resolveStrategy(r: Reader, node: MaybeNode, path: string, configP
   try {
     factory(trialEnv(options)).candidates({ limit: 1 });
   } catch (err) {
-    if (err instanceof StrategyOptionsError) {
-      const keyNode = isMap(optionsNode) ? optionsNode.items.find((p) => isScalar(p.key) && p.key.value === err.path.split('.')[0])?.key : undefined;
-      r.report((keyNode as Node | undefined) ?? optionsNode, join(join(path, 'options'), err.path), err.message.slice(err.path.length + 2) || err.message);
+    // StrategyOptionsError, or any error carrying the option's `path`
+    // (a user's module need not import Drover to report a bad option).
+    const optionPath = err instanceof StrategyOptionsError ? err.path : (err as { path?: unknown })?.path;
+    if (typeof optionPath === 'string' && optionPath !== '') {
+      const first = optionPath.split('.')[0];
+      const keyNode = isMap(optionsNode) ? optionsNode.items.find((p) => isScalar(p.key) && p.key.value === first)?.key : undefined;
+      const message = String((err as Error).message ?? err);
+      const text = message.startsWith(`${optionPath}: `) ? message.slice(optionPath.length + 2) : message;
+      r.report((keyNode as Node | undefined) ?? optionsNode, join(join(path, 'options'), optionPath), text);
     } else {
       r.report(node, path, `strategy "${label}" failed to build: ${(err as Error).message ?? err}`);
     }

@@ -69,14 +69,14 @@ describe('defaults', () => {
     });
   });
 
-  it('names a listener after its bind address, with brackets for IPv6', async () => {
+  it('names a listener after its bind address (brackets for IPv6), or its place in the list on port 0', async () => {
     const config = await parseConfig(
       yaml('services:', '  web:', '    static: [127.0.0.1:9001]', 'listeners:', '  - bind: "[::1]:8080"', '    service: web', '  - bind: 0.0.0.0:0', '    service: web'),
       '/x/drover.yaml',
     );
     assert.deepEqual(
       config.listeners.map((l) => l.name),
-      ['[::1]:8080', '0.0.0.0:0'],
+      ['[::1]:8080', 'listeners[1]'],
     );
   });
 

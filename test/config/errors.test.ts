@@ -325,6 +325,24 @@ describe('addresses', () => {
     }
   });
 
+  it('refuses impossible IPv4 addresses instead of taking them for host names', async () => {
+    const problems = await problemsIn(withListeners('  - bind: 999.1.1.1:8080', '    service: web'));
+    assert.match(problemAt(problems, 'listeners[0].bind').message, /"999.1.1.1" is not a valid IP address or host name/);
+  });
+
+  it('reports one problem per bad bind, without a made-up name clash', async () => {
+    const problems = await problemsIn(withListeners('  - bind: "8080"', '    service: web', '  - bind: 127.0.0.1:99999', '    service: web'));
+    assert.deepEqual(problems.map((p) => p.path), ['listeners[0].bind', 'listeners[1].bind']);
+  });
+
+  it('accepts several unnamed listeners on port 0', async () => {
+    const config = await parseConfig(
+      withListeners('  - bind: 127.0.0.1:0', '    service: web', '  - bind: 127.0.0.1:0', '    service: web'),
+      '/nonexistent/drover.yaml',
+    );
+    assert.deepEqual(config.listeners.map((l) => l.name), ['listeners[0]', 'listeners[1]']);
+  });
+
   it('accepts port 0 for a listener (any free port)', async () => {
     const config = await parseConfig(withListeners('  - bind: 127.0.0.1:0', '    service: web'), '/nonexistent/drover.yaml');
     assert.equal(config.listeners[0]!.bind.port, 0);
