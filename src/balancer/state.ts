@@ -11,6 +11,8 @@ interface Live {
   report: LoadReport | undefined;
   draining: boolean;
   down: boolean;
+  /** Replaces the configured weight while set (API, agent `weight:N` later). */
+  weight: number | undefined;
 }
 
 /**
@@ -34,7 +36,7 @@ export class BackendStates implements BackendStateView {
   }
 
   weight(backend: Backend): number {
-    return backend.weight;
+    return this.live.get(backend.id)?.weight ?? backend.weight;
   }
 
   latency(id: string): number | undefined {
@@ -79,6 +81,11 @@ export class BackendStates implements BackendStateView {
     this.entry(id).report = { ...report, at: this.now() };
   }
 
+  /** Overrides a backend's configured weight; undefined restores it. */
+  setWeight(id: string, weight: number | undefined): void {
+    this.entry(id).weight = weight;
+  }
+
   /** Draining backends keep their connections but get no new ones. */
   setDraining(id: string, draining: boolean): void {
     this.entry(id).draining = draining;
@@ -89,7 +96,10 @@ export class BackendStates implements BackendStateView {
     this.entry(id).down = down;
   }
 
-  /** Forgets backends that left the snapshot and hold no connections. */
+  /**
+   * Forgets backends that left the snapshot and hold no connections; a
+   * backend that leaves and comes back later starts afresh.
+   */
   retain(ids: ReadonlySet<string>): void {
     for (const [id, s] of this.live) if (!ids.has(id) && s.active === 0) this.live.delete(id);
   }
@@ -102,7 +112,7 @@ export class BackendStates implements BackendStateView {
   private entry(id: string): Live {
     let s = this.live.get(id);
     if (!s) {
-      s = { active: 0, cost: undefined, costAt: 0, report: undefined, draining: false, down: false };
+      s = { active: 0, cost: undefined, costAt: 0, report: undefined, draining: false, down: false, weight: undefined };
       this.live.set(id, s);
     }
     return s;

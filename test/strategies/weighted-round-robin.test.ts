@@ -31,4 +31,14 @@ describe('weighted-round-robin', () => {
     assert.deepEqual(firstIds(bal, 4 + 7), [...CYCLE.slice(3), ...CYCLE]);
     assert.ok(!firstIds(bal, 70).includes(d));
   });
+
+  it('follows a weight override, keeps it across a rebuild, and drops it when cleared', () => {
+    const bal = balancer(wrr, members([1, 1, 1]));
+    bal.states.setWeight(a, 4);
+    assert.deepEqual(tally(firstIds(bal, 60)), new Map([[a, 40], [b, 10], [c, 10]]));
+    bal.update(members([1, 1, 1, 1]));
+    assert.equal(tally(firstIds(bal, 70)).get(a), 40);
+    bal.states.setWeight(a, undefined);
+    assert.equal(tally(firstIds(bal, 40)).get(a), 10);
+  });
 });
