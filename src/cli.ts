@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
-import type { DroverConfig } from './config/schema.js';
+import type { DroverConfig, RouteMatch } from './config/schema.js';
 import { Drover } from './drover.js';
 import { ConfigInvalidError, DroverError, UsageError } from './errors.js';
 import { Logger } from './log.js';
@@ -117,8 +117,13 @@ function summary(config: DroverConfig): string {
   const lines = [`config ok: ${config.file}`, '', 'listeners:'];
   for (const l of config.listeners) {
     const extras = [`maxConnections ${l.maxConnections}`];
-    if (l.proxyProtocol !== 'off') extras.push(`proxyProtocol ${l.proxyProtocol}`);
-    lines.push(`  ${l.name}  ${l.mode}  ${l.bind.id} -> ${l.service}  (${extras.join(', ')})`);
+    if (l.mode === 'tcp') {
+      if (l.proxyProtocol !== 'off') extras.push(`proxyProtocol ${l.proxyProtocol}`);
+      lines.push(`  ${l.name}  tcp  ${l.bind.id} -> ${l.service}  (${extras.join(', ')})`);
+      continue;
+    }
+    lines.push(`  ${l.name}  http  ${l.bind.id}  (${extras.join(', ')})`);
+    for (const r of l.routes) lines.push(`    ${describeMatch(r.match)} -> ${r.service}`);
   }
   lines.push('', 'services:');
   for (const s of config.services.values()) {
@@ -130,6 +135,16 @@ function summary(config: DroverConfig): string {
   }
   lines.push('', `drainTimeout ${ms(config.drainTimeout)}, logLevel ${config.logLevel}`, '');
   return lines.join('\n');
+}
+
+function describeMatch(m: RouteMatch): string {
+  const parts = [
+    m.host && `host ${m.host}`,
+    m.pathPrefix && `path ${m.pathPrefix}*`,
+    m.methods && `method ${m.methods.join('|')}`,
+    ...Object.entries(m.headers ?? {}).map(([k, v]) => `${k}: ${v}`),
+  ].filter(Boolean);
+  return parts.length ? parts.join(', ') : 'default';
 }
 
 function ms(n: number): string {

@@ -3,6 +3,8 @@ import type { DroverConfig } from './config/schema.js';
 import type { MemberSource } from './discovery/source.js';
 import { StaticSource } from './discovery/static.js';
 import { Logger } from './log.js';
+import { HttpListener, type HttpService } from './proxy/http.js';
+import type { Listener } from './proxy/listener.js';
 import { TcpListener } from './proxy/tcp.js';
 
 /** Options for starting Drover from a validated config. */
@@ -21,7 +23,7 @@ export interface DroverOptions {
  */
 export class Drover {
   readonly services = new Map<string, ServiceBalancer>();
-  readonly listeners: TcpListener[] = [];
+  readonly listeners: Listener[] = [];
   private readonly sources: MemberSource[] = [];
   readonly log: Logger;
 
@@ -54,9 +56,13 @@ export class Drover {
         }
       });
     }
+    const httpServices = new Map<string, HttpService>();
+    for (const s of config.services.values()) httpServices.set(s.name, { config: s, balancer: d.services.get(s.name)! });
     for (const l of config.listeners) {
-      const service = config.services.get(l.service)!;
-      const listener = new TcpListener(l, service, d.services.get(l.service)!, d.log);
+      const listener: Listener =
+        l.mode === 'tcp'
+          ? new TcpListener(l, config.services.get(l.service)!, d.services.get(l.service)!, d.log)
+          : new HttpListener(l, httpServices, d.log);
       try {
         await listener.listen();
       } catch (err) {
@@ -68,15 +74,16 @@ export class Drover {
         listener: l.name,
         mode: l.mode,
         bind: listener.address,
-        service: l.service,
-        strategy: service.strategy.label,
+        ...(l.mode === 'tcp'
+          ? { service: l.service, strategy: config.services.get(l.service)!.strategy.label }
+          : { routes: l.routes.map((r) => r.service) }),
       });
     }
     return d;
   }
 
   /** The listener named `name` (tests and the admin API). */
-  listener(name: string): TcpListener | undefined {
+  listener(name: string): Listener | undefined {
     return this.listeners.find((l) => l.config.name === name);
   }
 

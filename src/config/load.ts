@@ -11,6 +11,7 @@ import {
 } from '../../strategies/index.js';
 import { ConfigInvalidError, ConfigUnreadableError } from '../errors.js';
 import { bindsOverlap, parseAddress, type Address } from './address.js';
+import { readListener, readMethods } from './listener.js';
 import { join, Reader, type MaybeNode } from './reader.js';
 import {
   DEFAULTS,
@@ -116,7 +117,7 @@ interface ServiceDraft {
 }
 
 function readService(r: Reader, name: string, node: MaybeNode, path: string): ServiceDraft | undefined {
-  const m = r.map(node, path, ['static', 'strategy', 'retries', 'timeouts']);
+  const m = r.map(node, path, ['static', 'strategy', 'retries', 'timeouts', 'idempotentMethods', 'maxSockets']);
   if (!m) return undefined;
   let members: Member[] = [];
   const staticPair = m.get('static');
@@ -128,16 +129,25 @@ function readService(r: Reader, name: string, node: MaybeNode, path: string): Se
   const timeoutsPair = m.get('timeouts');
   if (timeoutsPair) {
     const tp = join(path, 'timeouts');
-    const tm = r.map(timeoutsPair.value, tp, ['connect', 'idle']);
+    const tm = r.map(timeoutsPair.value, tp, ['connect', 'idle', 'keepAlive']);
     if (tm) {
-      timeouts = {
-        connect: optional(tm.get('connect')?.value, t.connect, (n) => positive(r, n, join(tp, 'connect'))) ?? t.connect,
-        idle: optional(tm.get('idle')?.value, t.idle, (n) => positive(r, n, join(tp, 'idle'))) ?? t.idle,
-      };
+      const read = (key: keyof typeof t) => optional(tm.get(key)?.value, t[key], (n) => positive(r, n, join(tp, key))) ?? t[key];
+      timeouts = { connect: read('connect'), idle: read('idle'), keepAlive: read('keepAlive') };
     }
   }
+  const idempotentMethods = m.has('idempotentMethods')
+    ? readMethods(r, m.get('idempotentMethods')!.value, join(path, 'idempotentMethods'))
+    : DEFAULTS.service.idempotentMethods;
+  const maxSockets = optional(m.get('maxSockets')?.value, DEFAULTS.service.maxSockets, (n) => r.integer(n, join(path, 'maxSockets'), 1, 100_000));
   return {
-    config: { name, static: members, retries: retries ?? DEFAULTS.service.retries, timeouts },
+    config: {
+      name,
+      static: members,
+      retries: retries ?? DEFAULTS.service.retries,
+      timeouts,
+      idempotentMethods,
+      maxSockets: maxSockets ?? DEFAULTS.service.maxSockets,
+    },
     strategyNode: m.get('strategy')?.value,
   };
 }
@@ -187,54 +197,6 @@ function readMeta(r: Reader, node: MaybeNode, path: string): Record<string, stri
     else r.report(pair.value, join(path, k), 'meta values must be strings or numbers');
   }
   return out;
-}
-
-function readListener(
-  r: Reader,
-  node: MaybeNode,
-  path: string,
-  services: ReadonlyMap<string, unknown>,
-): { listener?: ListenerConfig; name?: string; bind?: Address; bindNode?: MaybeNode } {
-  const m = r.map(node, path, ['name', 'mode', 'bind', 'service', 'proxyProtocol', 'maxConnections']);
-  if (!m) return {};
-  const mode = optional(m.get('mode')?.value, 'tcp' as const, (n) => r.oneOf(n, join(path, 'mode'), ['tcp'] as const));
-  let bind: Address | undefined;
-  const bindPair = m.get('bind');
-  if (!bindPair) r.report(node, join(path, 'bind'), 'required: the address to listen on, host:port');
-  else {
-    const text = r.string(bindPair.value, join(path, 'bind'));
-    const parsed = text === undefined ? undefined : parseAddress(text, true);
-    if (typeof parsed === 'string') r.report(bindPair.value, join(path, 'bind'), parsed);
-    else bind = parsed;
-  }
-  let service: string | undefined;
-  const servicePair = m.get('service');
-  if (!servicePair) r.report(node, join(path, 'service'), 'required: the service to forward to');
-  else {
-    service = r.string(servicePair.value, join(path, 'service'));
-    if (service !== undefined && !services.has(service)) {
-      const known = [...services.keys()];
-      r.report(servicePair.value, join(path, 'service'), `no service named "${service}"${known.length ? ` (services: ${known.join(', ')})` : ''}`);
-      service = undefined;
-    }
-  }
-  // Unnamed listeners are named after their address; two on port 0 get their place in the list.
-  const fallbackName = bind && bind.port !== 0 ? bind.id : path;
-  const named = m.has('name');
-  const name = optional(m.get('name')?.value, fallbackName, (n) => r.string(n, join(path, 'name')));
-  const proxyProtocol = optional(m.get('proxyProtocol')?.value, DEFAULTS.listener.proxyProtocol, (n) => {
-    const v = r.resolve(n);
-    // YAML 1.1 habits: `off` may arrive as boolean false.
-    if (isScalar(v) && v.value === false) return 'off';
-    return r.oneOf(n, join(path, 'proxyProtocol'), ['off', 'v1', 'v2'] as const);
-  });
-  const maxConnections = optional(m.get('maxConnections')?.value, DEFAULTS.listener.maxConnections, (n) =>
-    r.integer(n, join(path, 'maxConnections'), 1, 1_000_000),
-  );
-  // A defaulted name clashes only when the binds do, which is reported there.
-  const checkName = named ? name : undefined;
-  if (!mode || !bind || !service || !name || !proxyProtocol || !maxConnections) return { name: checkName, bind, bindNode: bindPair?.value };
-  return { listener: { name, mode, bind, service, proxyProtocol, maxConnections }, name: checkName, bind, bindNode: bindPair?.value };
 }
 
 async function resolveStrategy(r: Reader, node: MaybeNode, path: string, configPath: string): Promise<StrategyConfig | undefined> {

@@ -12,10 +12,16 @@ export const DEFAULTS = {
   service: {
     strategy: 'round-robin',
     retries: 2,
-    timeouts: { connect: 5_000, idle: 300_000 },
+    timeouts: { connect: 5_000, idle: 300_000, keepAlive: 4_000 },
+    idempotentMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
+    maxSockets: 256,
   },
   member: { weight: 1 },
-  listener: { proxyProtocol: 'off' as ProxyProtocol, maxConnections: 10_000 },
+  listener: {
+    proxyProtocol: 'off' as ProxyProtocol,
+    maxConnections: 10_000,
+    http: { timeouts: { response: 30_000, idle: 60_000, headers: 10_000 } },
+  },
 };
 
 /** One member of a service, as discovery reports it. */
@@ -43,13 +49,23 @@ export interface ServiceConfig {
   readonly strategy: StrategyConfig;
   /** Further backends to try when a connect fails. Default 2. */
   readonly retries: number;
-  readonly timeouts: { readonly connect: number; readonly idle: number };
+  /**
+   * connect: per attempt; idle: TCP connections without traffic; keepAlive:
+   * how long an idle upstream HTTP connection is kept for reuse (shorter than
+   * the backends' own keep-alive, so Drover never reuses a socket the
+   * backend is closing).
+   */
+  readonly timeouts: { readonly connect: number; readonly idle: number; readonly keepAlive: number };
+  /** HTTP methods that may be sent again after a backend may have seen them (upper case). */
+  readonly idempotentMethods: readonly string[];
+  /** HTTP: at most this many upstream connections per backend. */
+  readonly maxSockets: number;
 }
 
 export type ProxyProtocol = 'off' | 'v1' | 'v2';
 
-/** One `listeners[]` entry. */
-export interface ListenerConfig {
+/** A `listeners[]` entry in `mode: tcp`. */
+export interface TcpListenerConfig {
   readonly name: string;
   readonly mode: 'tcp';
   readonly bind: Address;
@@ -57,6 +73,45 @@ export interface ListenerConfig {
   readonly proxyProtocol: ProxyProtocol;
   readonly maxConnections: number;
 }
+
+/** What a route matches; every given field must match. Absent fields match anything. */
+export interface RouteMatch {
+  /** Lower case; `*.example.com` matches any subdomain (not example.com itself). */
+  readonly host?: string;
+  readonly pathPrefix?: string;
+  /** Upper case. */
+  readonly methods?: readonly string[];
+  /** Lower-case names to exact values. */
+  readonly headers?: Readonly<Record<string, string>>;
+}
+
+/** One route of an HTTP listener. */
+export interface RouteConfig {
+  readonly match: RouteMatch;
+  readonly service: string;
+}
+
+/** A `listeners[]` entry in `mode: http`. Durations in milliseconds. */
+export interface HttpListenerConfig {
+  readonly name: string;
+  readonly mode: 'http';
+  readonly bind: Address;
+  /** First match wins; a route without `match` matches everything. */
+  readonly routes: readonly RouteConfig[];
+  readonly maxConnections: number;
+  readonly timeouts: {
+    /** Overrides the service's connect timeout for this listener. */
+    readonly connect?: number;
+    readonly response: number;
+    readonly idle: number;
+    readonly headers: number;
+  };
+  /** Peers (addresses or CIDRs) whose X-Forwarded-For is believed; empty: none. */
+  readonly trustForwardedFor: readonly string[];
+}
+
+/** One `listeners[]` entry. */
+export type ListenerConfig = TcpListenerConfig | HttpListenerConfig;
 
 /** A whole validated config file. */
 export interface DroverConfig {

@@ -3,9 +3,10 @@ import { performance } from 'node:perf_hooks';
 import type { Backend } from '../../strategies/index.js';
 import type { ServiceBalancer } from '../balancer/balancer.js';
 import { formatAddress } from '../config/address.js';
-import type { ListenerConfig, ServiceConfig } from '../config/schema.js';
+import type { ServiceConfig, TcpListenerConfig } from '../config/schema.js';
 import { ListenError, NoBackendError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { Listener } from './listener.js';
 import { proxyHeader } from './proxy-protocol.js';
 
 /**
@@ -21,13 +22,13 @@ import { proxyHeader } from './proxy-protocol.js';
  *   early bytes are lost and a PROXY header always goes first.
  * - Any error destroys both sockets; nothing here throws into the event loop.
  */
-export class TcpListener {
+export class TcpListener implements Listener {
   private readonly server: Server;
   private readonly open = new Set<Socket>();
   private closed: Promise<void> | undefined;
 
   constructor(
-    readonly config: ListenerConfig,
+    readonly config: TcpListenerConfig,
     private readonly service: ServiceConfig,
     private readonly balancer: ServiceBalancer,
     private readonly log: Logger,

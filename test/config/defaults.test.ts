@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
-import { DEFAULTS } from '../../src/config/schema.js';
+import { DEFAULTS, type DroverConfig, type TcpListenerConfig } from '../../src/config/schema.js';
 import { strategies } from '../../strategies/index.js';
 import { repoRoot, yaml } from './helpers.js';
 
@@ -14,6 +14,12 @@ const MINIMAL = yaml(
   '  - bind: 127.0.0.1:8080',
   '    service: web',
 );
+
+/** The listeners of a config that must all be TCP listeners. */
+function tcpListeners(config: DroverConfig): TcpListenerConfig[] {
+  for (const l of config.listeners) assert.equal(l.mode, 'tcp');
+  return config.listeners as TcpListenerConfig[];
+}
 
 describe('defaults', () => {
   it('gives a minimal config every documented default', async () => {
@@ -41,7 +47,9 @@ describe('defaults', () => {
               ],
               strategy: { label: 'round-robin', factory: '(checked above)', options: {} },
               retries: 2,
-              timeouts: { connect: 5_000, idle: 300_000 },
+              timeouts: { connect: 5_000, idle: 300_000, keepAlive: 4_000 },
+              idempotentMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
+              maxSockets: 256,
             },
           ],
         ],
@@ -63,9 +71,19 @@ describe('defaults', () => {
     assert.deepEqual(DEFAULTS, {
       drainTimeout: 30_000,
       logLevel: 'info',
-      service: { strategy: 'round-robin', retries: 2, timeouts: { connect: 5_000, idle: 300_000 } },
+      service: {
+        strategy: 'round-robin',
+        retries: 2,
+        timeouts: { connect: 5_000, idle: 300_000, keepAlive: 4_000 },
+        idempotentMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
+        maxSockets: 256,
+      },
       member: { weight: 1 },
-      listener: { proxyProtocol: 'off', maxConnections: 10_000 },
+      listener: {
+        proxyProtocol: 'off',
+        maxConnections: 10_000,
+        http: { timeouts: { response: 30_000, idle: 60_000, headers: 10_000 } },
+      },
     });
   });
 
@@ -75,7 +93,7 @@ describe('defaults', () => {
       '/x/drover.yaml',
     );
     assert.deepEqual(
-      config.listeners.map((l) => l.name),
+      tcpListeners(config).map((l) => l.name),
       ['[::1]:8080', 'listeners[1]'],
     );
   });
@@ -107,9 +125,9 @@ describe('defaults', () => {
     assert.equal(web.strategy.label, 'ip-hash');
     assert.equal(web.retries, 0);
     // Only connect was given: idle keeps its default.
-    assert.deepEqual(web.timeouts, { connect: 1000, idle: 300_000 });
+    assert.deepEqual(web.timeouts, { connect: 1000, idle: 300_000, keepAlive: 4_000 });
     assert.deepEqual(
-      [config.listeners[0]!.name, config.listeners[0]!.proxyProtocol, config.listeners[0]!.maxConnections],
+      [tcpListeners(config)[0]!.name, tcpListeners(config)[0]!.proxyProtocol, tcpListeners(config)[0]!.maxConnections],
       ['front', 'v2', 5],
     );
   });
@@ -119,7 +137,7 @@ describe('defaults', () => {
       yaml('services:', '  web:', '    static: [127.0.0.1:9001]', 'listeners:', '  - bind: 127.0.0.1:8080', '    service: web', '    proxyProtocol: false'),
       '/x/drover.yaml',
     );
-    assert.equal(config.listeners[0]!.proxyProtocol, 'off');
+    assert.equal(tcpListeners(config)[0]!.proxyProtocol, 'off');
   });
 });
 
@@ -130,7 +148,7 @@ describe('reference configs', () => {
     assert.equal(config.file, file);
     assert.deepEqual([...config.services.keys()], ['web']);
     assert.deepEqual(
-      config.listeners.map((l) => [l.name, l.bind.id, l.service]),
+      tcpListeners(config).map((l) => [l.name, l.bind.id, l.service]),
       [['127.0.0.1:8080', '127.0.0.1:8080', 'web']],
     );
   });
@@ -149,7 +167,7 @@ describe('reference configs', () => {
     assert.equal(web.strategy.label, 'weighted-round-robin');
     assert.equal(web.strategy.factory, strategies['weighted-round-robin']);
     assert.equal(web.retries, 2);
-    assert.deepEqual(web.timeouts, { connect: 5_000, idle: 300_000 });
+    assert.deepEqual(web.timeouts, { connect: 5_000, idle: 300_000, keepAlive: 4_000 });
 
     const db = config.services.get('db')!;
     assert.deepEqual(
@@ -159,7 +177,7 @@ describe('reference configs', () => {
     assert.equal(db.strategy.label, 'least-connections');
 
     assert.deepEqual(
-      config.listeners.map((l) => ({ name: l.name, mode: l.mode, bind: l.bind.id, service: l.service, proxyProtocol: l.proxyProtocol, maxConnections: l.maxConnections })),
+      tcpListeners(config).map((l) => ({ name: l.name, mode: l.mode, bind: l.bind.id, service: l.service, proxyProtocol: l.proxyProtocol, maxConnections: l.maxConnections })),
       [
         { name: 'pg', mode: 'tcp', bind: '127.0.0.1:6432', service: 'db', proxyProtocol: 'off', maxConnections: 10_000 },
         { name: 'web', mode: 'tcp', bind: '127.0.0.1:8080', service: 'web', proxyProtocol: 'off', maxConnections: 10_000 },
@@ -175,7 +193,7 @@ describe('reference configs', () => {
     assert.equal(config.logLevel, DEFAULTS.logLevel);
     assert.equal(web.retries, DEFAULTS.service.retries);
     assert.deepEqual(web.timeouts, DEFAULTS.service.timeouts);
-    assert.equal(config.listeners[0]!.proxyProtocol, DEFAULTS.listener.proxyProtocol);
-    assert.equal(config.listeners[0]!.maxConnections, DEFAULTS.listener.maxConnections);
+    assert.equal(tcpListeners(config)[0]!.proxyProtocol, DEFAULTS.listener.proxyProtocol);
+    assert.equal(tcpListeners(config)[0]!.maxConnections, DEFAULTS.listener.maxConnections);
   });
 });

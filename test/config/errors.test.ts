@@ -388,7 +388,7 @@ describe('durations', () => {
       '/nonexistent/drover.yaml',
     );
     assert.equal(config.drainTimeout, 3_600_000);
-    assert.deepEqual(config.services.get('web')!.timeouts, { connect: 250, idle: 120_000 });
+    assert.deepEqual(config.services.get('web')!.timeouts, { connect: 250, idle: 120_000, keepAlive: 4_000 });
     const s = await parseConfig(withService('    timeouts: { connect: 1.5s }').replace('services:', 'drainTimeout: 0s\nservices:'), '/x/drover.yaml');
     assert.equal(s.drainTimeout, 0);
     assert.equal(s.services.get('web')!.timeouts.connect, 1500);

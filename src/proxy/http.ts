@@ -1,0 +1,357 @@
+import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo, Socket } from 'node:net';
+import httpProxy from 'http-proxy';
+import type { Backend } from '../../strategies/index.js';
+import type { ServiceBalancer } from '../balancer/balancer.js';
+import { formatAddress } from '../config/address.js';
+import type { HttpListenerConfig, ServiceConfig } from '../config/schema.js';
+import { ListenError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { readBody, type Body } from './body.js';
+import { forwardedHeaders, responseHeaders, TrustedProxies } from './headers.js';
+import type { Listener } from './listener.js';
+import { matchRoute } from './routes.js';
+
+/** A service as the HTTP listener needs it. */
+export interface HttpService {
+  readonly config: ServiceConfig;
+  readonly balancer: ServiceBalancer;
+}
+
+/** Request bodies up to this size are held in memory so an idempotent request can be retried. */
+export const RETRY_BODY_LIMIT = 64 * 1024;
+
+type Outcome = 'done' | 'retry' | 'bad-gateway' | 'timeout' | 'client-gone';
+
+/** Per-attempt hooks the shared http-proxy events are routed to. */
+interface Attempt {
+  onProxyReq(proxyReq: import('node:http').ClientRequest): void;
+  onResponse(proxyRes: IncomingMessage): void;
+}
+
+/**
+ * A layer-7 listener: routes each request to a service, picks a backend per
+ * request, and forwards it with http-proxy over one keep-alive agent per
+ * backend. Retries follow explicit delivery rules:
+ *
+ * - a request that never reached a backend (refused, connect timeout) moves
+ *   to the next candidate, whatever its method: the body is only fed once
+ *   the upstream socket is connected, so nothing was consumed;
+ * - a request that may have reached one is retried only when its method is
+ *   idempotent, no response byte arrived and its body (<= 64 KB) is held in
+ *   memory; otherwise the client gets 502 (at most once for POST);
+ * - response headers later than `timeouts.response` give 504 and abort the
+ *   upstream request. No usable backend gives 503.
+ */
+export class HttpListener implements Listener {
+  private readonly server: Server;
+  private readonly proxy = httpProxy.createProxyServer({ xfwd: false, selfHandleResponse: true });
+  private readonly agents = new Map<string, Agent>();
+  private readonly sockets = new Set<Socket>();
+  private readonly attempts = new WeakMap<IncomingMessage, Attempt>();
+  private readonly trust: TrustedProxies;
+  private draining: Promise<void> | undefined;
+
+  constructor(
+    readonly config: HttpListenerConfig,
+    private readonly services: ReadonlyMap<string, HttpService>,
+    private readonly log: Logger,
+  ) {
+    this.trust = new TrustedProxies(config.trustForwardedFor);
+    const { timeouts } = config;
+    this.server = createServer({ noDelay: true, requestTimeout: 0, headersTimeout: timeouts.headers, connectionsCheckingInterval: Math.min(1000, timeouts.headers) });
+    this.server.keepAliveTimeout = timeouts.idle;
+    this.server.maxConnections = config.maxConnections;
+    this.server.on('connection', (s: Socket) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    this.server.on('request', (req, res) => {
+      this.handle(req, res).catch((err: unknown) => {
+        this.log.error('request handling failed', { listener: config.name, error: err });
+        res.destroy();
+      });
+    });
+    this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
+    this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientError(err, socket));
+    this.server.on('drop', () => this.log.warn('connection refused: maxConnections reached', { listener: config.name }));
+    this.proxy.on('proxyReq', (proxyReq, req) => this.attempts.get(req)?.onProxyReq(proxyReq));
+    this.proxy.on('proxyRes', (proxyRes, req) => this.attempts.get(req)?.onResponse(proxyRes));
+    this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
+      proxyReq.on('upgrade', (_res, upstream: Socket) => {
+        // Either side closing takes the other with it; idle upgraded pairs close.
+        upstream.on('close', () => socket.destroy());
+        (socket as Socket).on('close', () => upstream.destroy());
+        upstream.setTimeout(this.config.timeouts.idle, () => upstream.destroy());
+      });
+    });
+    this.proxy.on('error', (err) => this.log.debug('proxy error', { listener: config.name, error: err }));
+  }
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  get address(): string {
+    const a = this.server.address() as AddressInfo | null;
+    return a ? formatAddress(a.address, a.port) : this.config.bind.id;
+  }
+
+  listen(): Promise<AddressInfo> {
+    const { host, port, id } = this.config.bind;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error) => reject(new ListenError(this.config.name, id, err));
+      this.server.once('error', onError);
+      this.server.listen({ host, port, backlog: 511 }, () => {
+        this.server.off('error', onError);
+        this.server.on('error', (err) => this.log.error('listener error', { listener: this.config.name, error: err }));
+        resolve(this.server.address() as AddressInfo);
+      });
+    });
+  }
+
+  drain(timeoutMs: number): Promise<void> {
+    this.draining ??= new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.destroyAll(), timeoutMs);
+      timer.unref();
+      this.server.close(() => {
+        clearTimeout(timer);
+        for (const agent of this.agents.values()) agent.destroy();
+        resolve();
+      });
+      this.server.closeIdleConnections();
+    });
+    return this.draining;
+  }
+
+  destroyAll(): void {
+    for (const s of this.sockets) s.destroy();
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.draining) res.setHeader('connection', 'close');
+    res.on('finish', () => this.draining && this.server.closeIdleConnections());
+    const route = matchRoute(this.config.routes, req);
+    if (!route) return local(req, res, 404, 'DROVER_NO_ROUTE', `no route for ${req.method} ${req.headers.host ?? ''}${req.url}`);
+    const service = this.services.get(route.service)!;
+    const peer = req.socket.remoteAddress;
+    const clientAddress = this.trust.clientAddress(peer, req.headers['x-forwarded-for']);
+    const headers = forwardedHeaders(req.headers, peer, this.trust.has(peer));
+    const body = await readBody(req, RETRY_BODY_LIMIT);
+    if (body.kind === 'gone') return;
+    if (body.kind === 'complete') {
+      if (body.data.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
+        headers['content-length'] = String(body.data.length);
+      }
+    } else if (req.headers['content-length'] === undefined) {
+      headers['transfer-encoding'] = 'chunked';
+    }
+    req.headers = headers as IncomingMessage['headers'];
+
+    const candidates = service.balancer.candidates(clientAddress);
+    if (candidates.length === 0) {
+      return local(req, res, 503, 'DROVER_NO_BACKEND', `service ${route.service}: no usable backend`);
+    }
+    const replayable = body.kind === 'complete' && service.config.idempotentMethods.includes(req.method ?? '');
+    for (const backend of candidates) {
+      const outcome = await this.attempt(req, res, backend, service, body, replayable);
+      if (outcome === 'done' || outcome === 'client-gone') return;
+      if (outcome === 'timeout') {
+        return local(req, res, 504, 'DROVER_UPSTREAM_TIMEOUT', `backend ${backend.id} sent no response headers within ${this.config.timeouts.response}ms`);
+      }
+      if (outcome === 'bad-gateway') {
+        return local(req, res, 502, 'DROVER_UPSTREAM_FAILED', `backend ${backend.id} failed after it may have received the request`);
+      }
+      this.log.debug('retrying on the next backend', { listener: this.config.name, backend: backend.id, method: req.method });
+    }
+    local(req, res, 502, 'DROVER_UPSTREAM_FAILED', `service ${route.service}: ${candidates.length} backend(s) failed`);
+  }
+
+  /** One try against one backend; resolves with what happened. */
+  private attempt(
+    req: IncomingMessage,
+    res: ServerResponse,
+    backend: Backend,
+    service: HttpService,
+    body: Exclude<Body, { kind: 'gone' }>,
+    replayable: boolean,
+  ): Promise<Outcome> {
+    const states = service.balancer.states;
+    const started = performance.now();
+    const connectTimeout = this.config.timeouts.connect ?? service.config.timeouts.connect;
+    states.acquire(backend.id);
+    return new Promise<Outcome>((resolve) => {
+      let proxyReq: import('node:http').ClientRequest | undefined;
+      let connected = false;
+      let responded = false;
+      let timedOut = false;
+      let settled = false;
+      let released = false;
+      let connectTimer: NodeJS.Timeout | undefined;
+      const release = () => {
+        if (!released) states.release(backend.id);
+        released = true;
+      };
+      const settle = (outcome: Outcome) => {
+        if (settled) return;
+        settled = true;
+        clearTimeout(responseTimer);
+        clearTimeout(connectTimer);
+        res.off('close', onClientClose);
+        if (outcome !== 'done') {
+          proxyReq?.destroy();
+          release();
+        }
+        resolve(outcome);
+      };
+      const onClientClose = () => {
+        if (!res.writableFinished) settle('client-gone');
+      };
+      res.on('close', onClientClose);
+      const responseTimer = setTimeout(() => {
+        timedOut = true;
+        settle('timeout');
+      }, this.config.timeouts.response);
+      const feed = (upstream: import('node:http').ClientRequest) => {
+        connected = true;
+        if (body.kind === 'complete') upstream.end(body.data);
+        else {
+          upstream.write(body.prefix);
+          req.pipe(upstream);
+        }
+      };
+      this.attempts.set(req, {
+        onProxyReq: (r) => {
+          proxyReq = r;
+          if (settled) return void r.destroy();
+          const socket = r.socket!;
+          if (!socket.connecting) return feed(r);
+          connectTimer = setTimeout(() => r.destroy(new Error(`connect timeout after ${connectTimeout}ms`)), connectTimeout);
+          socket.once('connect', () => {
+            clearTimeout(connectTimer);
+            feed(r);
+          });
+        },
+        onResponse: (proxyRes) => {
+          if (settled) return;
+          responded = true;
+          states.sample(backend.id, performance.now() - started);
+          res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, responseHeaders(proxyRes.headers));
+          proxyRes.on('error', () => res.destroy());
+          proxyRes.on('aborted', () => res.destroy());
+          res.on('close', () => {
+            release();
+            if (!res.writableFinished) proxyRes.destroy();
+          });
+          proxyRes.pipe(res);
+          settle('done');
+        },
+      });
+      this.proxy.web(req, res, { target: { host: backend.host, port: backend.port }, agent: this.agent(backend, service), buffer: idle() }, (err) => {
+        if (settled) {
+          if (responded) res.destroy();
+          return;
+        }
+        this.log.debug('backend request failed', { listener: this.config.name, backend: backend.id, error: err });
+        if (timedOut) settle('timeout');
+        else if (!connected || (!responded && replayable)) settle('retry');
+        else settle('bad-gateway');
+      });
+    });
+  }
+
+  private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    const route = matchRoute(this.config.routes, req);
+    if (!route) return rawResponse(socket, 404, 'DROVER_NO_ROUTE', 'no route');
+    const service = this.services.get(route.service)!;
+    const peer = req.socket.remoteAddress;
+    const [backend] = service.balancer.candidates(this.trust.clientAddress(peer, req.headers['x-forwarded-for']));
+    if (!backend) return rawResponse(socket, 503, 'DROVER_NO_BACKEND', `service ${route.service}: no usable backend`);
+    req.headers = forwardedHeaders(req.headers, peer, this.trust.has(peer), true) as IncomingMessage['headers'];
+    const states = service.balancer.states;
+    states.acquire(backend.id);
+    socket.once('close', () => states.release(backend.id));
+    socket.setTimeout(this.config.timeouts.idle, () => socket.destroy());
+    let upgraded = false;
+    socket.once('data', () => (upgraded = true));
+    this.proxy.ws(req, socket, head, { target: { host: backend.host, port: backend.port } }, (err) => {
+      this.log.debug('upgrade failed', { listener: this.config.name, backend: backend.id, error: err });
+      if (!upgraded && socket.writable) rawResponse(socket, 502, 'DROVER_UPSTREAM_FAILED', `backend ${backend.id} failed`);
+    });
+  }
+
+  private agent(backend: Backend, service: HttpService): Agent {
+    let agent = this.agents.get(backend.id);
+    if (!agent) {
+      agent = new Agent({
+        keepAlive: true,
+        maxSockets: service.config.maxSockets,
+        timeout: service.config.timeouts.keepAlive,
+        scheduling: 'lifo',
+      });
+      this.agents.set(backend.id, agent);
+      this.pruneAgents();
+    }
+    return agent;
+  }
+
+  /** Agents of backends that left every service are closed once they are idle. */
+  private pruneAgents(): void {
+    const live = new Set<string>();
+    for (const s of this.services.values()) for (const b of s.balancer.backends) live.add(b.id);
+    for (const [id, agent] of this.agents) {
+      if (live.has(id)) continue;
+      const busy = Object.values(agent.sockets).some((list) => list && list.length > 0);
+      if (!busy) {
+        agent.destroy();
+        this.agents.delete(id);
+      }
+    }
+  }
+}
+
+/** An empty stream for http-proxy's `buffer` option: Drover feeds the body itself once connected. */
+function idle(): import('node:stream').Readable & { pipe: <T>(dest: T) => T } {
+  return { pipe: <T>(dest: T) => dest } as unknown as import('node:stream').Readable & { pipe: <T>(dest: T) => T };
+}
+
+/** A response Drover makes itself: a small JSON body with a stable code. */
+function local(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string): void {
+  if (res.headersSent || res.destroyed) return void res.destroy();
+  const body = JSON.stringify({ error: code, message });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    ...(status === 503 ? { 'retry-after': '1' } : {}),
+    // An unread request body would otherwise be read and thrown away.
+    ...(!req.complete ? { connection: 'close' } : {}),
+  });
+  res.end(body);
+}
+
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+
+/** Writes a whole HTTP/1.1 response on a raw socket and closes it. */
+function rawResponse(socket: Socket, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: code, message });
+  socket.end(
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `${status === 503 ? 'retry-after: 1\r\n' : ''}connection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * Answers what Node's HTTP parser refused: 431 for oversized headers, 408 for
+ * headers that took longer than `timeouts.headers` (slowloris), 400 for
+ * everything else (malformed request lines, Content-Length with
+ * Transfer-Encoding, duplicate Content-Length, obs-fold). Nothing refused
+ * here is ever forwarded.
+ */
+function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  if (err.code === 'HPE_HEADER_OVERFLOW') rawResponse(socket, 431, 'DROVER_HEADERS_TOO_LARGE', 'request headers too large');
+  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') rawResponse(socket, 408, 'DROVER_REQUEST_TIMEOUT', 'request headers took too long');
+  else rawResponse(socket, 400, 'DROVER_BAD_REQUEST', `malformed request: ${err.code ?? err.message}`);
+  socket.destroySoon();
+}
