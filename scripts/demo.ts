@@ -55,7 +55,10 @@ function stopAll(): void {
   for (const child of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
 }
 
-process.on('SIGINT', stopAll);
+// Ctrl-C in a terminal reaches every process of the group, Drover included,
+// which then drains; signalling it again would make it close at once. So on
+// SIGINT the demo only waits for Drover to finish; main() stops the rest.
+process.on('SIGINT', () => {});
 process.on('SIGTERM', stopAll);
 main().then(
   () => {

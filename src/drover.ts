@@ -33,7 +33,9 @@ export class Drover {
   ) {
     this.log = options.log ?? new Logger(config.logLevel);
     for (const s of config.services.values()) {
-      this.services.set(s.name, new ServiceBalancer(s.name, s.strategy, s.retries, options.clock));
+      const balancer = new ServiceBalancer(s.name, s.strategy, s.retries, options.clock);
+      balancer.onStrategyError = (error) => this.log.error('strategy failed', { service: s.name, error });
+      this.services.set(s.name, balancer);
     }
   }
 
@@ -51,6 +53,7 @@ export class Drover {
       source.start((members) => {
         try {
           if (balancer.update(members)) d.log.info('service members', { service: s.name, members: balancer.backends.length });
+          if (balancer.backends.length === 0) d.log.warn('service has no members: its clients will be refused', { service: s.name });
         } catch (err) {
           d.log.error('strategy rebuild failed; keeping the previous members', { service: s.name, error: err });
         }
@@ -93,8 +96,10 @@ export class Drover {
    */
   async stop(drainTimeout = this.config.drainTimeout): Promise<void> {
     const open = this.listeners.reduce((n, l) => n + l.connections, 0);
+    // drain() stops accepting synchronously: once "stopping" is logged, new clients are refused.
+    const drained = Promise.all(this.listeners.map((l) => l.drain(drainTimeout)));
     this.log.info('stopping', { connections: open, drainTimeout });
-    await Promise.all(this.listeners.map((l) => l.drain(drainTimeout)));
+    await drained;
     await Promise.all(this.sources.map((s) => s.stop()));
     this.log.info('stopped');
   }

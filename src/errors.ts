@@ -35,14 +35,14 @@ export class ConfigInvalidError extends DroverError {
 /** DROVER_CONFIG_UNREADABLE: the file could not be read at all (missing, no permission). */
 export class ConfigUnreadableError extends DroverError {
   constructor(file: string, cause: unknown) {
-    super('DROVER_CONFIG_UNREADABLE', `${file}: cannot read config: ${(cause as Error).message ?? cause}`, { cause });
+    super('DROVER_CONFIG_UNREADABLE', `${file}: cannot read config: ${(cause as Error | null)?.message ?? String(cause)}`, { cause });
   }
 }
 
 /** DROVER_LISTEN_FAILED: a listener could not bind its address (in use, no permission). */
 export class ListenError extends DroverError {
   constructor(listener: string, bind: string, cause: unknown) {
-    super('DROVER_LISTEN_FAILED', `listener ${listener}: cannot bind ${bind}: ${(cause as Error).message ?? cause}`, {
+    super('DROVER_LISTEN_FAILED', `listener ${listener}: cannot bind ${bind}: ${(cause as Error | null)?.message ?? String(cause)}`, {
       cause,
     });
   }
@@ -60,7 +60,7 @@ export class UpstreamError extends DroverError {
   constructor(service: string, attempts: number, cause: unknown) {
     super(
       'DROVER_UPSTREAM_FAILED',
-      `service ${service}: ${attempts} backend(s) failed, last: ${(cause as Error).message ?? cause}`,
+      `service ${service}: ${attempts} backend(s) failed, last: ${(cause as Error | null)?.message ?? String(cause)}`,
       { cause },
     );
   }

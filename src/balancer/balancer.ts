@@ -17,7 +17,7 @@ export interface BalancerClock {
  */
 export class ServiceBalancer {
   readonly states: BackendStates;
-  private current: { backends: readonly Backend[]; strategy: Strategy };
+  private current: { backends: readonly Backend[]; members: ReadonlySet<Backend>; strategy: Strategy };
   private readonly memory = new Map<string, Map<string, unknown>>();
   private readonly now: () => number;
   private readonly random: () => number;
@@ -70,12 +70,35 @@ export class ServiceBalancer {
     this.current = this.build(this.current.backends);
   }
 
-  /** Up to 1 + retries usable backends for one connection, best first. */
+  /** Called when a strategy throws or returns something it must not; defaults to nothing. */
+  onStrategyError: (err: Error) => void = () => {};
+
+  /**
+   * Up to 1 + retries usable backends for one connection, best first. A
+   * strategy that throws, or returns backends foreign to its snapshot,
+   * duplicates or too many, is reported through onStrategyError and its
+   * answer cut to what is valid: a buggy custom strategy must not crash the
+   * proxy or send traffic to an unknown address.
+   */
   candidates(clientAddress?: string): Backend[] {
-    return this.current.strategy.candidates({ clientAddress, limit: 1 + this.retries });
+    const limit = 1 + this.retries;
+    const { strategy, members } = this.current;
+    let picked: Backend[];
+    try {
+      picked = strategy.candidates({ clientAddress, limit });
+    } catch (err) {
+      this.onStrategyError(err instanceof Error ? err : new Error(String(err)));
+      return [];
+    }
+    if (Array.isArray(picked) && picked.length <= limit && picked.every((b, i) => members.has(b) && picked.indexOf(b) === i)) {
+      return picked;
+    }
+    this.onStrategyError(new Error(`strategy ${this.strategyConfig.label} returned backends that are not distinct members of its snapshot, or more than ${limit}`));
+    const valid = Array.isArray(picked) ? picked.filter((b, i) => members.has(b) && picked.indexOf(b) === i) : [];
+    return valid.slice(0, limit);
   }
 
-  private build(backends: readonly Backend[]): { backends: readonly Backend[]; strategy: Strategy } {
+  private build(backends: readonly Backend[]): { backends: readonly Backend[]; members: ReadonlySet<Backend>; strategy: Strategy } {
     const { label, factory, options } = this.strategyConfig;
     let scoped = this.memory.get(label);
     if (!scoped) this.memory.set(label, (scoped = new Map()));
@@ -91,6 +114,6 @@ export class ServiceBalancer {
         return memory.get(key) as T;
       },
     };
-    return { backends, strategy: factory(env) };
+    return { backends, members: new Set(backends), strategy: factory(env) };
   }
 }

@@ -48,7 +48,7 @@ export async function loadConfig(file: string): Promise<DroverConfig> {
  */
 export async function parseConfig(text: string, path: string, shownAs = path): Promise<DroverConfig> {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true, merge: true });
   const r = new Reader(shownAs, doc, lines);
   for (const e of doc.errors) {
     const { line, col } = lines.linePos(e.pos[0]);
@@ -246,11 +246,11 @@ async function resolveStrategy(r: Reader, node: MaybeNode, path: string, configP
     if (typeof optionPath === 'string' && optionPath !== '') {
       const first = optionPath.split('.')[0];
       const keyNode = isMap(optionsNode) ? optionsNode.items.find((p) => isScalar(p.key) && p.key.value === first)?.key : undefined;
-      const message = String((err as Error).message ?? err);
+      const message = String((err as Error | null)?.message ?? err);
       const text = message.startsWith(`${optionPath}: `) ? message.slice(optionPath.length + 2) : message;
       r.report((keyNode as Node | undefined) ?? optionsNode, join(join(path, 'options'), optionPath), text);
     } else {
-      r.report(node, path, `strategy "${label}" failed to build: ${(err as Error).message ?? err}`);
+      r.report(node, path, `strategy "${label}" failed to build: ${(err as Error | null)?.message ?? String(err)}`);
     }
     return undefined;
   }
@@ -265,7 +265,7 @@ async function importStrategy(r: Reader, node: MaybeNode, path: string, configPa
   try {
     mod = (await import(pathToFileURL(file).href)) as typeof mod;
   } catch (err) {
-    r.report(node, path, `cannot load strategy module ${file}: ${(err as Error).message ?? err}`);
+    r.report(node, path, `cannot load strategy module ${file}: ${(err as Error | null)?.message ?? String(err)}`);
     return undefined;
   }
   const factory = typeof mod.create === 'function' ? mod.create : mod.default;

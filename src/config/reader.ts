@@ -44,10 +44,10 @@ export class Reader {
     const out = new Map<string, Pair<Node, Node>>();
     for (const pair of node.items as Pair<Node, Node>[]) {
       const keyNode = pair.key;
-      const key = isScalar(keyNode) ? String(keyNode.value) : undefined;
+      const key = isScalar(keyNode) && typeof keyNode.value === 'string' ? keyNode.value : undefined;
       const keyPath = join(path, key ?? '?');
       if (key === undefined) {
-        this.report(keyNode, path, 'keys must be plain strings');
+        this.report(keyNode, path, `keys must be strings, got ${describe(keyNode)} (quote it)`);
       } else if (known && !known.includes(key)) {
         const near = nearest(key, known);
         this.report(keyNode, keyPath, `unknown key${near ? ` (did you mean "${near}"?)` : ''}; known keys: ${known.join(', ')}`);
@@ -98,7 +98,7 @@ export class Reader {
     node = this.resolve(node);
     const ms = isScalar(node) ? parseDuration(node.value) : undefined;
     if (ms !== undefined) return ms;
-    this.report(node, path, `expected a duration like 500ms, 2s or 1m, got ${describe(node)}`);
+    this.report(node, path, `expected a duration like 500ms, 2s or 1m (at most 596h), got ${describe(node)}`);
     return undefined;
   }
 

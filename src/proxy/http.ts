@@ -210,6 +210,7 @@ export class HttpListener implements Listener {
       res.on('close', onClientClose);
       const responseTimer = setTimeout(() => {
         timedOut = true;
+        states.sample(backend.id, this.config.timeouts.response);
         settle('timeout');
       }, this.config.timeouts.response);
       const feed = (upstream: import('node:http').ClientRequest) => {
@@ -253,6 +254,8 @@ export class HttpListener implements Listener {
           return;
         }
         this.log.debug('backend request failed', { listener: this.config.name, backend: backend.id, error: err });
+        // A failure counts as the slowest answer, so response-time backs off from it.
+        states.sample(backend.id, Math.max(performance.now() - started, connectTimeout));
         if (timedOut) settle('timeout');
         else if (!connected || (!responded && replayable)) settle('retry');
         else settle('bad-gateway');

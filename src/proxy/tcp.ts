@@ -24,7 +24,8 @@ import { proxyHeader } from './proxy-protocol.js';
  */
 export class TcpListener implements Listener {
   private readonly server: Server;
-  private readonly open = new Set<Socket>();
+  /** Client sockets, each with its backend socket once connected. */
+  private readonly open = new Map<Socket, Socket | undefined>();
   private closed: Promise<void> | undefined;
 
   constructor(
@@ -80,7 +81,7 @@ export class TcpListener implements Listener {
       this.closed = new Promise<void>((resolve) => {
         const timer = setTimeout(() => {
           if (this.open.size) this.log.info('drain timeout: closing connections', { listener: this.config.name, connections: this.open.size });
-          for (const s of this.open) s.destroy();
+          this.destroyAll();
         }, timeoutMs);
         timer.unref();
         this.server.close(() => {
@@ -92,13 +93,16 @@ export class TcpListener implements Listener {
     return this.closed;
   }
 
-  /** Destroys every open connection now (a second SIGTERM). */
+  /** Destroys every open connection, both sides, now (drain timeout, a second signal). */
   destroyAll(): void {
-    for (const s of this.open) s.destroy();
+    for (const [client, upstream] of this.open) {
+      upstream?.destroy();
+      client.destroy();
+    }
   }
 
   private accept(client: Socket): void {
-    this.open.add(client);
+    this.open.set(client, undefined);
     client.on('close', () => this.open.delete(client));
     // An error before piping (reset while we connect) must not crash the process.
     client.on('error', () => client.destroy());
@@ -144,6 +148,9 @@ export class TcpListener implements Listener {
       clearTimeout(timer);
       client.off('close', abandon);
       upstream.destroy();
+      // A failed connect counts as the slowest possible one: otherwise a dead
+      // backend, never sampled, would decay to "fastest" for response-time.
+      states.sample(backend.id, this.service.timeouts.connect);
       this.log.debug('backend connect failed', { listener: this.config.name, backend: backend.id, error: err });
       this.tryConnect(client, candidates, index + 1, err);
     };
@@ -162,6 +169,7 @@ export class TcpListener implements Listener {
       upstream.destroy();
       return;
     }
+    if (this.open.has(client)) this.open.set(client, upstream);
     const fail = () => {
       client.destroy();
       upstream.destroy();

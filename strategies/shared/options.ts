@@ -2,16 +2,21 @@ import { StrategyOptionsError } from '../types.js';
 
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
+/** The longest duration a Node timer can wait (about 24.8 days); longer ones fire at once. */
+export const MAX_DURATION_MS = 2 ** 31 - 1;
+
 /**
- * Parses a duration such as `500ms`, `2s`, `1.5m` or `1h` into milliseconds.
- * Returns undefined for anything else: bare numbers are refused on purpose,
- * because "30" is seconds to one reader and milliseconds to another.
+ * Parses a duration such as `500ms`, `2s`, `1.5m` or `1h` into whole
+ * milliseconds, at most MAX_DURATION_MS. Returns undefined for anything else:
+ * bare numbers are refused on purpose, because "30" is seconds to one reader
+ * and milliseconds to another.
  */
 export function parseDuration(text: unknown): number | undefined {
   if (typeof text !== 'string') return undefined;
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(text.trim());
   if (!m) return undefined;
-  return Number(m[1]) * UNITS[m[2]!]!;
+  const ms = Math.round(Number(m[1]) * UNITS[m[2]!]!);
+  return ms <= MAX_DURATION_MS ? ms : undefined;
 }
 
 /**
@@ -36,7 +41,7 @@ export class Options {
     const raw = this.options[key];
     if (raw === undefined) return fallback;
     const ms = parseDuration(raw);
-    if (ms === undefined) throw new StrategyOptionsError(key, 'expected a duration like 500ms, 2s or 1m');
+    if (ms === undefined) throw new StrategyOptionsError(key, 'expected a duration like 500ms, 2s or 1m, at most 596h');
     return ms;
   }
 

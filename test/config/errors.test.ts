@@ -364,7 +364,17 @@ describe('durations', () => {
       ),
     );
     assert.deepEqual(problems.map(where), ['1:15 drainTimeout', '5:26 services.web.timeouts.connect', '5:38 services.web.timeouts.idle']);
-    for (const p of problems) assert.match(p.message, /expected a duration like 500ms, 2s or 1m, got number/);
+    for (const p of problems) assert.match(p.message, /expected a duration like 500ms, 2s or 1m .*got number/);
+  });
+
+  it('refuses durations longer than a timer can wait, instead of firing them at once', async () => {
+    const problems = await problemsIn(withService('    timeouts: { connect: 600h }'));
+    assert.match(problemAt(problems, 'services.web.timeouts.connect').message, /at most 596h/);
+  });
+
+  it('refuses keys that are not strings, rather than renaming them', async () => {
+    const problems = await problemsIn(yaml('services:', '  42:', '    static: [127.0.0.1:9001]', 'listeners:', '  - bind: 127.0.0.1:8080', '    service: web'));
+    assert.match(problems.map((p) => p.message).join('\n'), /keys must be strings, got number 42/);
   });
 
   it('refuses a number written as a string, an unknown unit and a negative duration', async () => {

@@ -253,6 +253,58 @@ listeners: [ { bind: 127.0.0.1:0, service: s } ]`);
     }
   });
 
+  it('closes both sides at the drain timeout, releasing the backend connection', async () => {
+    const proxy = await startProxy(`
+services: { s: { static: [127.0.0.1:${echoA.port}] } }
+listeners: [ { bind: 127.0.0.1:0, service: s } ]`);
+    const baseline = tcpHandles();
+    const c = await connect(proxy.port());
+    assert.equal(await readLine(c), `hello ${echoA.port}`);
+    c.resume();
+    await proxy.stop(100);
+    await closed(c);
+    const states = proxy.drover.services.get('s')!.states;
+    await waitFor(() => states.active(`127.0.0.1:${echoA.port}`) === 0);
+    assert.equal(states.active(`127.0.0.1:${echoA.port}`), 0);
+    await waitFor(() => tcpHandles() <= baseline - 1);
+    assert.ok(tcpHandles() <= baseline - 1, 'the listener and both proxy sockets are gone');
+  });
+
+  it('treats a failed connect as slow for response-time, so the dead backend stops being picked first', async () => {
+    const dead = await freePort();
+    const proxy = await startProxy(`
+services: { s: { static: [127.0.0.1:${dead}, 127.0.0.1:${echoA.port}], strategy: response-time, retries: 1 } }
+listeners: [ { bind: 127.0.0.1:0, service: s } ]`);
+    try {
+      for (let i = 0; i < 20; i++) {
+        const c = await connect(proxy.port());
+        assert.equal(await readLine(c), `hello ${echoA.port}`);
+        c.destroy();
+      }
+      const states = proxy.drover.services.get('s')!.states;
+      assert.ok(states.latency(`127.0.0.1:${dead}`)! > 1000 * states.latency(`127.0.0.1:${echoA.port}`)!);
+      assert.equal(proxy.drover.services.get('s')!.candidates('127.0.0.1')[0]!.port, echoA.port);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('survives a custom strategy that throws: the client is closed, the proxy keeps running', async () => {
+    const proxy = await startProxy(`
+services: { s: { static: [127.0.0.1:${echoA.port}], strategy: { module: ./dist/test/fixtures/throwing-strategy.js } } }
+listeners: [ { bind: 127.0.0.1:0, service: s } ]`);
+    try {
+      const first = await connect(proxy.port());
+      assert.equal(await readLine(first), `hello ${echoA.port}`);
+      first.destroy();
+      const second = await connect(proxy.port());
+      assert.equal((await readAll(second)).length, 0);
+      assert.equal(proxy.drover.listeners[0]!.address.endsWith(String(proxy.port())), true);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('lets open connections finish on stop, and refuses new ones', async () => {
     const proxy = await startProxy(`
 services: { s: { static: [127.0.0.1:${echoA.port}] } }
