@@ -5,7 +5,8 @@ import { join, type MaybeNode, type Reader } from './reader.js';
 import { DEFAULTS, type HttpListenerConfig, type ListenerConfig, type RouteConfig, type RouteMatch } from './schema.js';
 
 const TCP_KEYS = ['name', 'mode', 'bind', 'service', 'proxyProtocol', 'maxConnections'];
-const HTTP_KEYS = ['name', 'mode', 'bind', 'service', 'routes', 'maxConnections', 'timeouts', 'trustForwardedFor'];
+// proxyProtocol is read for http only to say why it is refused there.
+const HTTP_KEYS = ['name', 'mode', 'bind', 'service', 'routes', 'maxConnections', 'timeouts', 'trustForwardedFor', 'proxyProtocol'];
 const METHOD = /^[A-Z][A-Z0-9_-]*$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -98,11 +99,8 @@ function readRoute(
 ): RouteConfig | undefined {
   const m = r.map(node, path, ['match', 'service']);
   if (!m) return undefined;
-  if (!m.has('service')) {
-    r.report(node, join(path, 'service'), 'required: the service this route forwards to');
-    return undefined;
-  }
-  const service = serviceName(m.get('service')!.value, join(path, 'service'));
+  if (!m.has('service')) r.report(node, join(path, 'service'), 'required: the service this route forwards to');
+  const service = m.has('service') ? serviceName(m.get('service')!.value, join(path, 'service')) : undefined;
   let match: RouteMatch = {};
   if (m.has('match')) {
     const mp = join(path, 'match');

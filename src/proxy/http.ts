@@ -49,6 +49,10 @@ export class HttpListener implements Listener {
   private readonly agents = new Map<string, Agent>();
   private readonly sockets = new Set<Socket>();
   private readonly attempts = new WeakMap<IncomingMessage, Attempt>();
+  /** Upgrades waiting for the backend's handshake answer: cleared when it comes. */
+  private readonly handshakes = new WeakMap<Socket, NodeJS.Timeout>();
+  /** Client sockets whose upgrade the backend accepted (101 sent on). */
+  private readonly upgraded = new WeakSet<Socket>();
   private readonly trust: TrustedProxies;
   private draining: Promise<void> | undefined;
 
@@ -79,10 +83,18 @@ export class HttpListener implements Listener {
     this.proxy.on('proxyRes', (proxyRes, req) => this.attempts.get(req)?.onResponse(proxyRes));
     this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
       proxyReq.on('upgrade', (_res, upstream: Socket) => {
-        // Either side closing takes the other with it; idle upgraded pairs close.
+        clearTimeout(this.handshakes.get(socket as Socket));
+        this.upgraded.add(socket as Socket);
+        // Either side closing takes the other with it.
         upstream.on('close', () => socket.destroy());
         (socket as Socket).on('close', () => upstream.destroy());
-        upstream.setTimeout(this.config.timeouts.idle, () => upstream.destroy());
+        // http-proxy's own upgrade handler runs after this one and clears both
+        // sockets' timeouts, so the idle timeout goes in afterwards.
+        queueMicrotask(() => {
+          const idle = () => upstream.destroy();
+          upstream.setTimeout(this.config.timeouts.idle, idle);
+          (socket as Socket).setTimeout(this.config.timeouts.idle, idle);
+        });
       });
     });
     this.proxy.on('error', (err) => this.log.debug('proxy error', { listener: config.name, error: err }));
@@ -275,12 +287,12 @@ export class HttpListener implements Listener {
     const states = service.balancer.states;
     states.acquire(backend.id);
     socket.once('close', () => states.release(backend.id));
-    socket.setTimeout(this.config.timeouts.idle, () => socket.destroy());
-    let upgraded = false;
-    socket.once('data', () => (upgraded = true));
+    const handshake = setTimeout(() => socket.destroy(), this.config.timeouts.response);
+    this.handshakes.set(socket, handshake);
+    socket.once('close', () => clearTimeout(handshake));
     this.proxy.ws(req, socket, head, { target: { host: backend.host, port: backend.port } }, (err) => {
       this.log.debug('upgrade failed', { listener: this.config.name, backend: backend.id, error: err });
-      if (!upgraded && socket.writable) rawResponse(socket, 502, 'DROVER_UPSTREAM_FAILED', `backend ${backend.id} failed`);
+      if (!this.upgraded.has(socket) && socket.writable) rawResponse(socket, 502, 'DROVER_UPSTREAM_FAILED', `backend ${backend.id} failed`);
     });
   }
 

@@ -145,6 +145,21 @@ listeners: [ { mode: http, bind: 127.0.0.1:0, service: s } ]`);
     }
   });
 
+  it('closes an idle WebSocket after the listener idle timeout', async () => {
+    const proxy = await startProxy(`
+services: { s: { static: [127.0.0.1:${a.port}] } }
+listeners: [ { mode: http, bind: 127.0.0.1:0, service: s, timeouts: { idle: 300ms } } ]`);
+    try {
+      const ws = new WebSocket(`ws://127.0.0.1:${proxy.port()}/`);
+      await once(ws, 'message');
+      const started = Date.now();
+      await once(ws, 'close');
+      assert.ok(Date.now() - started >= 250, 'closed before the idle timeout');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('retries a refused backend for any method, POST included', async () => {
     const dead = await freePort();
     const proxy = await startProxy(`
