@@ -65,6 +65,10 @@ export class HttpListener implements Listener {
     const { timeouts } = config;
     this.server = createServer({ noDelay: true, requestTimeout: 0, headersTimeout: timeouts.headers, connectionsCheckingInterval: Math.min(1000, timeouts.headers) });
     this.server.keepAliveTimeout = timeouts.idle;
+    // Inactivity on a client socket at any point (a body that stops arriving,
+    // a client that stops reading) closes it; without this, requestTimeout: 0
+    // would let a stalled upload hold a connection forever.
+    this.server.timeout = timeouts.idle;
     this.server.maxConnections = config.maxConnections;
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
@@ -78,6 +82,10 @@ export class HttpListener implements Listener {
     });
     this.server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.upgrade(req, socket, head));
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientError(err, socket));
+    this.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
+      socket.on('error', () => socket.destroy());
+      rawResponse(socket, 405, 'DROVER_METHOD_NOT_ALLOWED', 'CONNECT is not proxied');
+    });
     this.server.on('drop', () => this.log.warn('connection refused: maxConnections reached', { listener: config.name }));
     this.proxy.on('proxyReq', (proxyReq, req) => this.attempts.get(req)?.onProxyReq(proxyReq));
     this.proxy.on('proxyRes', (proxyRes, req) => this.attempts.get(req)?.onResponse(proxyRes));
@@ -143,6 +151,17 @@ export class HttpListener implements Listener {
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     if (this.draining) res.setHeader('connection', 'close');
     res.on('finish', () => this.draining && this.server.closeIdleConnections());
+    // Node's parser takes a request line without a version for HTTP/0.9; a
+    // proxy must not upgrade that to HTTP/1.1 on the way to the backend.
+    if (req.httpVersionMajor !== 1) return local(req, res, 400, 'DROVER_BAD_REQUEST', `HTTP/${req.httpVersion} is not supported`);
+    // RFC 9112 6.1: chunked not last means the body length is unknowable (400);
+    // other codings before it are ones Drover does not decode (501).
+    const te = req.headers['transfer-encoding'];
+    if (te !== undefined) {
+      const codings = te.split(',').map((c) => c.trim().toLowerCase());
+      if (codings[codings.length - 1] !== 'chunked') return local(req, res, 400, 'DROVER_BAD_REQUEST', `invalid Transfer-Encoding "${te}"`);
+      if (codings.length > 1) return local(req, res, 501, 'DROVER_NOT_IMPLEMENTED', `transfer coding "${te}" is not supported`);
+    }
     const route = matchRoute(this.config.routes, req);
     if (!route) return local(req, res, 404, 'DROVER_NO_ROUTE', `no route for ${req.method} ${req.headers.host ?? ''}${req.url}`);
     const service = this.services.get(route.service)!;
@@ -220,13 +239,21 @@ export class HttpListener implements Listener {
         if (!res.writableFinished) settle('client-gone');
       };
       res.on('close', onClientClose);
-      const responseTimer = setTimeout(() => {
+      // The response timeout covers waiting for a socket and connecting, then
+      // pauses while the body is sent (the client's idle timeout governs a
+      // slow upload), and counts again once the request is fully sent.
+      const onResponseTimeout = () => {
         timedOut = true;
         states.sample(backend.id, this.config.timeouts.response);
         settle('timeout');
-      }, this.config.timeouts.response);
+      };
+      let responseTimer = setTimeout(onResponseTimeout, this.config.timeouts.response);
       const feed = (upstream: import('node:http').ClientRequest) => {
         connected = true;
+        clearTimeout(responseTimer);
+        upstream.once('finish', () => {
+          if (!settled) responseTimer = setTimeout(onResponseTimeout, this.config.timeouts.response);
+        });
         if (body.kind === 'complete') upstream.end(body.data);
         else {
           upstream.write(body.prefix);
@@ -339,13 +366,22 @@ function local(req: IncomingMessage, res: ServerResponse, status: number, code: 
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),
     ...(status === 503 ? { 'retry-after': '1' } : {}),
-    // An unread request body would otherwise be read and thrown away.
-    ...(!req.complete ? { connection: 'close' } : {}),
+    // An unread request body would otherwise be read and thrown away, and
+    // after a 400 the rest of the stream cannot be trusted.
+    ...(!req.complete || status === 400 ? { connection: 'close' } : {}),
   });
   res.end(body);
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 431: 'Request Header Fields Too Large', 502: 'Bad Gateway', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  404: 'Not Found',
+  405: 'Method Not Allowed',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
 
 /** Writes a whole HTTP/1.1 response on a raw socket and closes it. */
 function rawResponse(socket: Socket, status: number, code: string, message: string): void {
@@ -365,6 +401,10 @@ function rawResponse(socket: Socket, status: number, code: string, message: stri
  */
 function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
+  // A response already under way (Drover refused the request itself, then
+  // the parser choked on its body): let it finish, write nothing more.
+  const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+  if (current?.headersSent) return void socket.destroySoon();
   if (err.code === 'HPE_HEADER_OVERFLOW') rawResponse(socket, 431, 'DROVER_HEADERS_TOO_LARGE', 'request headers too large');
   else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') rawResponse(socket, 408, 'DROVER_REQUEST_TIMEOUT', 'request headers took too long');
   else rawResponse(socket, 400, 'DROVER_BAD_REQUEST', `malformed request: ${err.code ?? err.message}`);

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
-import { DEFAULTS, type DroverConfig, type TcpListenerConfig } from '../../src/config/schema.js';
+import { DEFAULTS, type DroverConfig, type ListenerConfig, type TcpListenerConfig } from '../../src/config/schema.js';
 import { strategies } from '../../strategies/index.js';
 import { repoRoot, yaml } from './helpers.js';
 
@@ -15,10 +15,11 @@ const MINIMAL = yaml(
   '    service: web',
 );
 
-/** The listeners of a config that must all be TCP listeners. */
-function tcpListeners(config: DroverConfig): TcpListenerConfig[] {
-  for (const l of config.listeners) assert.equal(l.mode, 'tcp');
-  return config.listeners as TcpListenerConfig[];
+/** The listeners of a config (or a list of them) that must all be TCP listeners. */
+function tcpListeners(config: DroverConfig | readonly ListenerConfig[]): TcpListenerConfig[] {
+  const list = 'listeners' in config ? config.listeners : config;
+  for (const l of list) assert.equal(l.mode, 'tcp');
+  return list as TcpListenerConfig[];
 }
 
 describe('defaults', () => {
@@ -176,13 +177,17 @@ describe('reference configs', () => {
     );
     assert.equal(db.strategy.label, 'least-connections');
 
+    const [pg, tcpWeb, publicHttp] = config.listeners;
     assert.deepEqual(
-      tcpListeners(config).map((l) => ({ name: l.name, mode: l.mode, bind: l.bind.id, service: l.service, proxyProtocol: l.proxyProtocol, maxConnections: l.maxConnections })),
+      [pg, tcpWeb].map((l) => l!.mode === 'tcp' && { name: l.name, bind: l.bind.id, service: l.service, proxyProtocol: l.proxyProtocol, maxConnections: l.maxConnections }),
       [
-        { name: 'pg', mode: 'tcp', bind: '127.0.0.1:6432', service: 'db', proxyProtocol: 'off', maxConnections: 10_000 },
-        { name: 'web', mode: 'tcp', bind: '127.0.0.1:8080', service: 'web', proxyProtocol: 'off', maxConnections: 10_000 },
+        { name: 'pg', bind: '127.0.0.1:6432', service: 'db', proxyProtocol: 'off', maxConnections: 10_000 },
+        { name: 'web', bind: '127.0.0.1:8080', service: 'web', proxyProtocol: 'off', maxConnections: 10_000 },
       ],
     );
+    assert.equal(publicHttp!.mode, 'http');
+    assert.deepEqual(publicHttp.mode === 'http' && publicHttp.routes.map((r) => r.service), ['db', 'web', 'web']);
+    assert.equal(config.listeners.length, 3);
   });
 
   it('sets every key in config/full.yaml that is not marked "example" to its default', async () => {
@@ -193,7 +198,13 @@ describe('reference configs', () => {
     assert.equal(config.logLevel, DEFAULTS.logLevel);
     assert.equal(web.retries, DEFAULTS.service.retries);
     assert.deepEqual(web.timeouts, DEFAULTS.service.timeouts);
-    assert.equal(tcpListeners(config)[0]!.proxyProtocol, DEFAULTS.listener.proxyProtocol);
-    assert.equal(tcpListeners(config)[0]!.maxConnections, DEFAULTS.listener.maxConnections);
+    assert.equal(tcpListeners(config.listeners.slice(0, 1))[0]!.proxyProtocol, DEFAULTS.listener.proxyProtocol);
+    assert.equal(config.listeners[0]!.maxConnections, DEFAULTS.listener.maxConnections);
+    const http = config.listeners[2]!;
+    assert.ok(http.mode === 'http');
+    assert.deepEqual(http.timeouts, DEFAULTS.listener.http.timeouts);
+    assert.deepEqual(http.trustForwardedFor, []);
+    assert.deepEqual(web.idempotentMethods, DEFAULTS.service.idempotentMethods);
+    assert.equal(web.maxSockets, DEFAULTS.service.maxSockets);
   });
 });

@@ -11,6 +11,8 @@ import { closed, connect, eventually, request, startHttpBackend, startProxy, tcp
 import { startCli, watchMessages, type MessageLog } from './helpers.js';
 
 const MB = 1024 * 1024;
+/** How long the memory test keeps a reader from reading. */
+const STALL_MS = 300;
 
 interface Setup {
   backend: TestBackend;
@@ -50,8 +52,14 @@ async function startUpload(port: number, path: string, declared: number, sent: n
   return s;
 }
 
-/** GET /drip on a fresh connection; destroys the connection once the response headers and a first body byte arrived. */
-async function abortMidResponse(port: number): Promise<void> {
+/**
+ * Asks for /drip (an endless response) on a fresh connection and destroys the
+ * connection once the response headers and a first body byte arrived. With a
+ * POST the request body is read whole before the response starts, so only
+ * Drover's own handling (not http-proxy's 'aborted' listener) can abort the
+ * upstream request.
+ */
+async function abortMidResponse(port: number, method: 'GET' | 'POST'): Promise<void> {
   const s = await connect(port);
   s.on('error', () => {});
   let head = Buffer.alloc(0);
@@ -60,15 +68,25 @@ async function abortMidResponse(port: number): Promise<void> {
       head = Buffer.concat([head, c]);
       const end = head.indexOf('\r\n\r\n');
       if (end >= 0 && head.length > end + 4) {
-        assert.match(head.toString('latin1'), /^HTTP\/1\.1 200 /);
         s.destroy();
-        resolve();
+        if (head.toString('latin1').startsWith('HTTP/1.1 200 ')) resolve();
+        else reject(new Error(`expected a 200 response: ${JSON.stringify(head.toString('latin1'))}`));
       }
     });
+    // After a resolve this is a no-op.
     s.on('close', () => reject(new Error(`closed before the first body byte: ${JSON.stringify(head.toString('latin1'))}`)));
-    s.write('GET /drip HTTP/1.1\r\nHost: example.test\r\n\r\n');
+    s.write(
+      method === 'GET'
+        ? 'GET /drip HTTP/1.1\r\nHost: example.test\r\n\r\n'
+        : 'POST /drip HTTP/1.1\r\nHost: example.test\r\nContent-Length: 5\r\n\r\nhello',
+    );
   });
   await closed(s);
+}
+
+/** Lets a backend stopped with SIGSTOP run again (if it still exists). */
+function resume(backend: TestBackend): void {
+  if (backend.child.exitCode === null && backend.child.signalCode === null) backend.child.kill('SIGCONT');
 }
 
 /** The proxy's peak resident set in bytes, from /proc (VmHWM). */
@@ -79,7 +97,7 @@ function peakRss(pid: number): number {
 }
 
 describe('HTTP proxy: resources', { timeout: 120_000 }, () => {
-  it('leaves no open sockets after 1,000 requests aborted mid-request and mid-response', async (t) => {
+  it('leaves no open sockets after 1,000 requests aborted mid-request and mid-response', { timeout: 60_000 }, async (t) => {
     await withProxy('', async ({ backend, messages, proxy, id }) => {
       const port = proxy.port();
       const states = proxy.drover.services.get('s')!.states;
@@ -93,11 +111,11 @@ describe('HTTP proxy: resources', { timeout: 120_000 }, () => {
         const buffered = await Promise.all(Array.from({ length: PER_ROUND / 2 }, () => startUpload(port, '/echo?upload-buffered', 100_000, 1024)));
         const streaming = await Promise.all(Array.from({ length: PER_ROUND / 2 }, () => startUpload(port, '/echo?upload-streaming', MB, 80 * 1024)));
         // Every streaming upload is in flight on its own upstream connection before the clients go away.
-        await eventually(() => states.active(id) === PER_ROUND / 2, `round ${round}: ${PER_ROUND / 2} uploads active`);
+        await eventually(() => states.active(id) >= PER_ROUND / 2, `round ${round}: ${PER_ROUND / 2} uploads active`);
         await eventually(async () => (await backend.connections()) >= PER_ROUND / 2, `round ${round}: upstream connections open`);
         await Promise.all([...buffered, ...streaming].map((s) => (s.destroy(), closed(s))));
         // Mid-response: each client goes away once the first body byte of an endless response arrived.
-        await Promise.all(Array.from({ length: PER_ROUND }, () => abortMidResponse(port)));
+        await Promise.all(Array.from({ length: PER_ROUND }, (_, i) => abortMidResponse(port, i % 2 ? 'POST' : 'GET')));
         // The upstream response was aborted too: the backend sees each /drip response closed.
         const dripsSoFar = (round + 1) * PER_ROUND;
         await eventually(
@@ -108,7 +126,7 @@ describe('HTTP proxy: resources', { timeout: 120_000 }, () => {
       await eventually(() => listener.connections === 0, 'the listener holds no client connections');
       await eventually(() => states.active(id) === 0, 'no request counted active');
       // Aborted upstream requests are destroyed, not pooled; anything pooled would go after keepAlive (500 ms).
-      await eventually(async () => (await backend.connections()) === 0, 'the backend holds no connections from the proxy');
+      await eventually(async () => (await backend.connections()) === 0, 'the backend holds no connections from the proxy', 2_000);
       await eventually(() => tcpHandles() === baseline, `TCP handles back to ${baseline}`);
       assert.equal(messages.filter((m) => m.type === 'closed' && m.url === '/drip').length, ROUNDS * PER_ROUND);
       assert.deepEqual(
@@ -122,23 +140,28 @@ describe('HTTP proxy: resources', { timeout: 120_000 }, () => {
     });
   });
 
-  it('aborts the upstream request when the client goes away while waiting for the response', async () => {
+  it('aborts the upstream request when the client goes away while waiting for the response', { timeout: 15_000 }, async () => {
     await withProxy('', async ({ backend, messages, proxy, id }) => {
       const states = proxy.drover.services.get('s')!.states;
-      const req = httpRequest({ host: '127.0.0.1', port: proxy.port(), path: '/hang', agent: false });
-      req.on('error', () => {});
-      req.end();
-      await messages.until((m) => m.type === 'request' && m.url === '/hang');
-      assert.equal(states.active(id), 1);
-      req.destroy();
-      assert.deepEqual(await messages.until((m) => m.type === 'closed'), { type: 'closed', url: '/hang' });
-      await eventually(() => states.active(id) === 0, 'the aborted request no longer counts as active');
-      await eventually(async () => (await backend.connections()) === 0, 'the upstream connection is closed');
-      assert.equal(proxy.drover.listeners[0]!.connections, 0);
+      // A GET whose request stream was never read, and a POST whose body was read whole before forwarding.
+      for (const [method, body] of [['GET', undefined], ['POST', 'hello']] as const) {
+        const path = `/hang?${method}`;
+        const req = httpRequest({ host: '127.0.0.1', port: proxy.port(), method, path, agent: false });
+        req.on('error', () => {});
+        req.end(body);
+        await messages.until((m) => m.type === 'request' && m.url === path);
+        assert.equal(states.active(id), 1);
+        req.destroy();
+        assert.deepEqual(await messages.until((m) => m.type === 'closed' && m.url === path), { type: 'closed', url: path });
+        await eventually(() => states.active(id) === 0, `the aborted ${method} no longer counts as active`);
+        await eventually(async () => (await backend.connections()) === 0, `the upstream connection of the ${method} is closed`);
+        await eventually(() => proxy.drover.listeners[0]!.connections === 0, 'the client connection is gone');
+      }
+      assert.equal((await request(proxy.port(), { path: '/echo?after' })).status, 200);
     });
   });
 
-  it('answers 504 when response headers take longer than timeouts.response, and aborts the upstream request', async () => {
+  it('answers 504 when response headers take longer than timeouts.response, and aborts the upstream request', { timeout: 15_000 }, async () => {
     await withProxy(', timeouts: { response: 300ms }', async ({ backend, messages, proxy, id }) => {
       const states = proxy.drover.services.get('s')!.states;
       const port = proxy.port();
@@ -164,7 +187,43 @@ describe('HTTP proxy: resources', { timeout: 120_000 }, () => {
     });
   });
 
-  it('streams a 200 MB upload and a 200 MB download through the drover command with bounded memory', async (t) => {
+  it(
+    'does not answer 504 while the client is still sending its body: timeouts.response starts once the request is sent',
+    { timeout: 15_000 },
+    async () => {
+      await withProxy(', timeouts: { response: 300ms }', async ({ proxy }) => {
+        const total = 200 * 1024; // past the 64 KB buffer, so it streams
+        const res = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          const req = httpRequest(
+            { host: '127.0.0.1', port: proxy.port(), method: 'POST', path: '/echo?slow-upload', agent: false, headers: { 'content-length': total } },
+            (res) => {
+              const chunks: Buffer[] = [];
+              res.on('data', (c: Buffer) => chunks.push(c));
+              res.on('end', () => resolve({ status: res.statusCode!, body: Buffer.concat(chunks).toString() }));
+              res.on('error', reject);
+            },
+          );
+          req.on('error', reject);
+          // A slow client: 10 KB every 50 ms, about 1 s for the whole body (the backend answers at once).
+          let sent = 0;
+          const pace = setInterval(() => {
+            if (req.destroyed) return void clearInterval(pace);
+            const n = Math.min(10 * 1024, total - sent);
+            sent += n;
+            req.write(Buffer.alloc(n, 0x61));
+            if (sent === total) {
+              clearInterval(pace);
+              req.end();
+            }
+          }, 50);
+        });
+        assert.equal(res.status, 200, res.body);
+        assert.equal(JSON.parse(res.body).bytes, total);
+      });
+    },
+  );
+
+  it('streams a 200 MB upload and a 200 MB download through the drover command with bounded memory', { timeout: 60_000 }, async (t) => {
     const TOTAL = 200 * MB;
     const dir = mkdtempSync(join(tmpdir(), 'drover-http-memory-'));
     const backend = await startHttpBackend();
@@ -180,7 +239,10 @@ listeners: [ { name: web, mode: http, bind: 127.0.0.1:0, service: s } ]`,
       const pid = cli.child.pid!;
       const startRss = peakRss(pid);
 
-      // Upload: one 1 MB buffer written 200 times, honouring backpressure.
+      // Upload: one 1 MB buffer written 200 times, honouring backpressure. The
+      // backend is stopped (SIGSTOP) for the first STALL_MS, so a proxy that
+      // ignored backpressure would hold whatever the client sends meanwhile.
+      // This is a deliberate stall of the reader, not a wait for an event.
       const chunk = randomBytes(MB);
       const expected = createHash('sha256');
       for (let i = 0; i < TOTAL / MB; i++) expected.update(chunk);
@@ -202,6 +264,8 @@ listeners: [ { name: web, mode: http, bind: 127.0.0.1:0, service: s } ]`,
           },
         );
         req.on('error', reject);
+        backend.child.kill('SIGSTOP');
+        setTimeout(() => resume(backend), STALL_MS);
         (async () => {
           for (let i = 0; i < TOTAL / MB; i++) if (!req.write(chunk)) await once(req, 'drain');
           req.end();
@@ -210,11 +274,24 @@ listeners: [ { name: web, mode: http, bind: 127.0.0.1:0, service: s } ]`,
       assert.equal(echo.bytes, TOTAL);
       assert.equal(echo.sha256, expected.digest('hex'));
 
-      // Download: count the bytes of a streamed 200 MB response.
+      // Download: count the bytes of a streamed 200 MB response. The client
+      // stops reading for STALL_MS after the first chunk and after 100 MB, so a
+      // proxy that ignored backpressure would hold what the backend sends meanwhile.
       const downloaded = await new Promise<number>((resolve, reject) => {
         const req = httpRequest({ host: '127.0.0.1', port, path: `/stream?bytes=${TOTAL}`, agent: false }, (res) => {
           let bytes = 0;
-          res.on('data', (c: Buffer) => (bytes += c.length));
+          const stallAt = new Set([1, TOTAL / 2]);
+          res.on('data', (c: Buffer) => {
+            const before = bytes;
+            bytes += c.length;
+            for (const at of stallAt) {
+              if (before < at && bytes >= at) {
+                stallAt.delete(at);
+                res.pause();
+                setTimeout(() => res.resume(), STALL_MS);
+              }
+            }
+          });
           res.on('end', () => (res.statusCode === 200 ? resolve(bytes) : reject(new Error(`status ${res.statusCode}`))));
           res.on('error', reject);
         });
@@ -230,6 +307,7 @@ listeners: [ { name: web, mode: http, bind: 127.0.0.1:0, service: s } ]`,
       cli.child.kill('SIGTERM');
       assert.deepEqual(await cli.exit, [0, null]);
     } finally {
+      resume(backend);
       if (cli.child.exitCode === null && cli.child.signalCode === null) cli.child.kill('SIGKILL');
       await cli.exit;
       await backend.stop();
