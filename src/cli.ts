@@ -6,9 +6,13 @@ import type { DroverConfig, RouteMatch } from './config/schema.js';
 import { Drover } from './drover.js';
 import { ConfigInvalidError, DroverError, UsageError } from './errors.js';
 import { Logger } from './log.js';
+import { parseRegisterArgs, REGISTER_HELP, runRegister } from './registry/command.js';
 
 const HELP = `Usage: drover [start] --config FILE     run the proxy
        drover check --config FILE       validate FILE and summarise it
+       drover register --zookeeper CONNECT --path ZNODE --address HOST:PORT
+              [--weight N] [--format F] [--check URL] [--interval D]
+                                        keep HOST:PORT registered in ZooKeeper
        drover --help | --version
 
 Options:
@@ -16,11 +20,15 @@ Options:
   -h, --help          this text
   -v, --version       the version
 
+${REGISTER_HELP}
+
 Signals: SIGTERM or SIGINT stops accepting, lets open connections finish for
-up to drainTimeout, then exits 0; a second signal closes them at once.`;
+up to drainTimeout, then exits 0; a second signal closes them at once.
+drover register removes its znode on SIGTERM or SIGINT, then exits 0.`;
 
 /** Runs the `drover` command with `argv` (without node and script); resolves to the exit code. */
 async function main(argv: string[]): Promise<number> {
+  if (argv[0] === 'register') return registerCommand(argv.slice(1));
   let args;
   try {
     args = parseArgs({
@@ -70,6 +78,21 @@ async function main(argv: string[]): Promise<number> {
     return 0;
   }
   return run(config);
+}
+
+async function registerCommand(argv: string[]): Promise<number> {
+  let command;
+  try {
+    command = parseRegisterArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) return usage(err.message);
+    throw err;
+  }
+  if (command === 'help') {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
+  return runRegister(command);
 }
 
 async function run(config: DroverConfig): Promise<number> {

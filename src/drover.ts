@@ -2,6 +2,8 @@ import { ServiceBalancer, type BalancerClock } from './balancer/balancer.js';
 import type { DroverConfig } from './config/schema.js';
 import type { MemberSource } from './discovery/source.js';
 import { StaticSource } from './discovery/static.js';
+import { ZooKeeperConnection } from './discovery/zk.js';
+import { ZooKeeperSource } from './discovery/zookeeper.js';
 import { Logger } from './log.js';
 import { HttpListener, type HttpService } from './proxy/http.js';
 import type { Listener } from './proxy/listener.js';
@@ -26,12 +28,16 @@ export class Drover {
   readonly listeners: Listener[] = [];
   private readonly sources: MemberSource[] = [];
   readonly log: Logger;
+  /** The shared ZooKeeper connection, when any service uses ZooKeeper. */
+  readonly zookeeper: ZooKeeperConnection | undefined;
 
   private constructor(
     readonly config: DroverConfig,
     options: DroverOptions,
   ) {
     this.log = options.log ?? new Logger(config.logLevel);
+    const usesZk = [...config.services.values()].some((s) => s.zookeeper);
+    this.zookeeper = usesZk && config.zookeeper ? new ZooKeeperConnection(config.zookeeper, this.log) : undefined;
     for (const s of config.services.values()) {
       const balancer = new ServiceBalancer(s.name, s.strategy, s.retries, options.clock);
       balancer.onStrategyError = (error) => this.log.error('strategy failed', { service: s.name, error });
@@ -48,15 +54,19 @@ export class Drover {
     const d = new Drover(config, options);
     for (const s of config.services.values()) {
       const balancer = d.services.get(s.name)!;
-      const source = new StaticSource(s.static);
+      const source: MemberSource =
+        s.zookeeper && d.zookeeper ? new ZooKeeperSource(d.zookeeper, s.zookeeper, d.log, s.name) : new StaticSource(s.static);
       d.sources.push(source);
       source.start((members) => {
+        const first = !balancer.ready;
         try {
           if (balancer.update(members)) d.log.info('service members', { service: s.name, members: balancer.backends.length });
-          if (balancer.backends.length === 0) d.log.warn('service has no members: its clients will be refused', { service: s.name });
         } catch (err) {
           d.log.error('strategy rebuild failed; keeping the previous members', { service: s.name, error: err });
         }
+        if (first) d.log.info('service ready', { service: s.name, members: balancer.backends.length });
+        if (first && balancer.backends.length === 0) d.log.warn('service has no members: its clients will be refused', { service: s.name });
+        if (first && d.ready) d.log.info('all services ready');
       });
     }
     const httpServices = new Map<string, HttpService>();
@@ -70,6 +80,8 @@ export class Drover {
         await listener.listen();
       } catch (err) {
         await Promise.all(d.listeners.map((x) => x.drain(0)));
+        await Promise.all(d.sources.map((x) => x.stop()));
+        d.zookeeper?.close();
         throw err;
       }
       d.listeners.push(listener);
@@ -83,6 +95,15 @@ export class Drover {
       });
     }
     return d;
+  }
+
+  /**
+   * True once every service has had its first full member listing. Drover
+   * starts and binds even while ZooKeeper is unreachable; until then it is
+   * not ready (the admin API's /readyz reports this).
+   */
+  get ready(): boolean {
+    return [...this.services.values()].every((b) => b.ready);
   }
 
   /** The listener named `name` (tests and the admin API). */
@@ -101,6 +122,7 @@ export class Drover {
     this.log.info('stopping', { connections: open, drainTimeout });
     await drained;
     await Promise.all(this.sources.map((s) => s.stop()));
+    this.zookeeper?.close();
     this.log.info('stopped');
   }
 

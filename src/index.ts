@@ -8,6 +8,15 @@ export type { DroverConfig, ListenerConfig, Member, ServiceConfig, StrategyConfi
 export { ServiceBalancer, type BalancerClock } from './balancer/balancer.js';
 export { BackendStates } from './balancer/state.js';
 export { Logger } from './log.js';
+export {
+  register,
+  RegisterError,
+  REGISTRATION_FORMATS,
+  type Registration,
+  type RegisterOptions,
+  type RegisterZooKeeperOptions,
+  type RegistrationFormat,
+} from './registry/register.js';
 export * from './errors.js';
 export { strategies, defaultStrategy } from '../strategies/index.js';
 export type * from '../strategies/types.js';

@@ -1,5 +1,6 @@
 import type { Backend, Strategy, StrategyEnv } from '../../strategies/index.js';
 import type { Member, StrategyConfig } from '../config/schema.js';
+import { formatAddress } from '../config/address.js';
 import { buildBackendSet, sameBackendSet } from './backend-set.js';
 import { BackendStates } from './state.js';
 
@@ -57,6 +58,7 @@ export class ServiceBalancer {
    */
   update(members: readonly Member[]): boolean {
     this.listed = true;
+    for (const m of members) this.states.setRegistryDrain(formatAddress(m.host, m.port), m.drain === true);
     const backends = buildBackendSet(members);
     if (sameBackendSet(backends, this.current.backends)) return false;
     this.current = this.build(backends);

@@ -10,6 +10,8 @@ interface Live {
   costAt: number;
   report: LoadReport | undefined;
   draining: boolean;
+  /** Drain asked for by the registry (a `drain` flag in the member's data). */
+  registryDrain: boolean;
   down: boolean;
   /** Replaces the configured weight while set (API, agent `weight:N` later). */
   weight: number | undefined;
@@ -28,7 +30,7 @@ export class BackendStates implements BackendStateView {
 
   usable(id: string): boolean {
     const s = this.live.get(id);
-    return !s || (!s.draining && !s.down);
+    return !s || (!s.draining && !s.registryDrain && !s.down);
   }
 
   active(id: string): number {
@@ -91,6 +93,11 @@ export class BackendStates implements BackendStateView {
     this.entry(id).draining = draining;
   }
 
+  /** The registry's drain flag; kept apart from setDraining so one does not undo the other. */
+  setRegistryDrain(id: string, draining: boolean): void {
+    if (draining || this.live.has(id)) this.entry(id).registryDrain = draining;
+  }
+
   /** Down backends (failed health checks, later) get no new connections. */
   setDown(id: string, down: boolean): void {
     this.entry(id).down = down;
@@ -112,7 +119,7 @@ export class BackendStates implements BackendStateView {
   private entry(id: string): Live {
     let s = this.live.get(id);
     if (!s) {
-      s = { active: 0, cost: undefined, costAt: 0, report: undefined, draining: false, down: false, weight: undefined };
+      s = { active: 0, cost: undefined, costAt: 0, report: undefined, draining: false, registryDrain: false, down: false, weight: undefined };
       this.live.set(id, s);
     }
     return s;

@@ -109,8 +109,8 @@ function readRoute(
     const out: { -readonly [K in keyof RouteMatch]: RouteMatch[K] } = {};
     if (mm.has('host')) {
       const host = r.string(mm.get('host')!.value, join(mp, 'host'));
-      if (host !== undefined && !/^(\*\.)?[A-Za-z0-9.-]+(:\d+)?$/.test(host)) {
-        r.report(mm.get('host')!.value, join(mp, 'host'), `"${host}" is not a host name or *.domain pattern`);
+      if (host !== undefined && !/^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*$/.test(host)) {
+        r.report(mm.get('host')!.value, join(mp, 'host'), `"${host}" is not a host name or *.domain pattern (without port)`);
       } else if (host !== undefined) out.host = host.toLowerCase();
     }
     if (mm.has('pathPrefix')) {

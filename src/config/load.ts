@@ -12,6 +12,7 @@ import {
 import { ConfigInvalidError, ConfigUnreadableError } from '../errors.js';
 import { bindsOverlap, parseAddress, type Address } from './address.js';
 import { readListener, readMethods } from './listener.js';
+import { readServiceZooKeeper, readZooKeeper } from './zookeeper.js';
 import { join, Reader, type MaybeNode } from './reader.js';
 import {
   DEFAULTS,
@@ -20,6 +21,7 @@ import {
   type ListenerConfig,
   type Member,
   type ServiceConfig,
+  type ServiceZooKeeperConfig,
   type StrategyConfig,
 } from './schema.js';
 
@@ -60,11 +62,12 @@ export async function parseConfig(text: string, path: string, shownAs = path): P
     throw new ConfigInvalidError(r.problems);
   }
 
-  const root = r.map(doc.contents, '', ['drainTimeout', 'logLevel', 'services', 'listeners']);
+  const root = r.map(doc.contents, '', ['drainTimeout', 'logLevel', 'zookeeper', 'services', 'listeners']);
   if (!root) throw new ConfigInvalidError(r.problems);
   const drainTimeout = optional(root.get('drainTimeout')?.value, DEFAULTS.drainTimeout, (n) => r.duration(n, 'drainTimeout'));
   const logLevel = optional(root.get('logLevel')?.value, DEFAULTS.logLevel, (n) => r.oneOf(n, 'logLevel', LOG_LEVELS));
 
+  const zookeeper = root.has('zookeeper') ? readZooKeeper(r, root.get('zookeeper')!.value) : undefined;
   const services = new Map<string, ServiceDraft>();
   const servicesPair = root.get('services');
   if (!servicesPair) r.report(doc.contents, 'services', 'required: at least one service');
@@ -75,6 +78,9 @@ export async function parseConfig(text: string, path: string, shownAs = path): P
       if (!NAME.test(name)) r.report(pair.key, path, 'service names may use letters, digits, _ . and - only');
       const draft = readService(r, name, pair.value, path);
       if (draft) services.set(name, draft);
+      if (draft?.config.zookeeper && !root.has('zookeeper')) {
+        r.report(pair.key, join(path, 'zookeeper'), 'needs the top-level `zookeeper:` block (connect: host:port,...)');
+      }
     }
   }
 
@@ -108,7 +114,7 @@ export async function parseConfig(text: string, path: string, shownAs = path): P
     r.problems.sort((a, b) => a.line - b.line || a.column - b.column);
     throw new ConfigInvalidError(r.problems);
   }
-  return { file: path, drainTimeout: drainTimeout!, logLevel: logLevel!, services: resolved, listeners };
+  return { file: path, drainTimeout: drainTimeout!, logLevel: logLevel!, ...(zookeeper ? { zookeeper } : {}), services: resolved, listeners };
 }
 
 interface ServiceDraft {
@@ -117,11 +123,14 @@ interface ServiceDraft {
 }
 
 function readService(r: Reader, name: string, node: MaybeNode, path: string): ServiceDraft | undefined {
-  const m = r.map(node, path, ['static', 'strategy', 'retries', 'timeouts', 'idempotentMethods', 'maxSockets']);
+  const m = r.map(node, path, ['static', 'zookeeper', 'strategy', 'retries', 'timeouts', 'idempotentMethods', 'maxSockets']);
   if (!m) return undefined;
   let members: Member[] = [];
+  let zookeeper: ServiceZooKeeperConfig | undefined;
   const staticPair = m.get('static');
-  if (!staticPair) r.report(node, join(path, 'static'), 'required: the list of backends (host:port)');
+  if (staticPair && m.has('zookeeper')) r.report(m.get('zookeeper')!.key, join(path, 'zookeeper'), 'give either `static:` or `zookeeper:`, not both');
+  else if (m.has('zookeeper')) zookeeper = readServiceZooKeeper(r, m.get('zookeeper')!.value, join(path, 'zookeeper'));
+  else if (!staticPair) r.report(node, join(path, 'static'), 'required: `static:` (a list of host:port) or `zookeeper:` (a path)');
   else members = readMembers(r, staticPair.value, join(path, 'static'));
   const retries = optional(m.get('retries')?.value, DEFAULTS.service.retries, (n) => r.integer(n, join(path, 'retries'), 0, 100));
   const t = DEFAULTS.service.timeouts;
@@ -143,6 +152,7 @@ function readService(r: Reader, name: string, node: MaybeNode, path: string): Se
     config: {
       name,
       static: members,
+      ...(zookeeper ? { zookeeper } : {}),
       retries: retries ?? DEFAULTS.service.retries,
       timeouts,
       idempotentMethods,

@@ -8,6 +8,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** Defaults for every key; the README's table is written from these. */
 export const DEFAULTS = {
   drainTimeout: 30_000,
+  zookeeper: { sessionTimeout: 10_000 },
   logLevel: 'info' as LogLevel,
   service: {
     strategy: 'round-robin',
@@ -32,6 +33,8 @@ export interface Member {
   readonly weight: number;
   readonly zone?: string;
   readonly meta?: Readonly<Record<string, string>>;
+  /** Set by the registry: keep open connections, take no new ones. */
+  readonly drain?: boolean;
 }
 
 /** A resolved `strategy:`: the factory, its options, and a label for logs. */
@@ -42,10 +45,22 @@ export interface StrategyConfig {
   readonly options: Readonly<Record<string, unknown>>;
 }
 
+/** A service's `zookeeper:` block. */
+export interface ServiceZooKeeperConfig {
+  /** The parent znode whose children are the members. */
+  readonly path: string;
+  readonly format: 'auto' | 'drover' | 'curator' | 'finagle' | 'nerve' | 'plain';
+  /** Finagle: the additionalEndpoints entry to use. */
+  readonly endpoint?: string;
+}
+
 /** One `services.NAME` entry. Durations are in milliseconds. */
 export interface ServiceConfig {
   readonly name: string;
+  /** Members listed in the config; empty when `zookeeper` is set. */
   readonly static: readonly Member[];
+  /** Where discovery finds the members; absent for static services. */
+  readonly zookeeper?: ServiceZooKeeperConfig;
   readonly strategy: StrategyConfig;
   /** Further backends to try when a connect fails. Default 2. */
   readonly retries: number;
@@ -119,6 +134,12 @@ export interface DroverConfig {
   readonly file: string;
   readonly drainTimeout: number;
   readonly logLevel: LogLevel;
+  /** The `zookeeper:` block; required when a service uses ZooKeeper. */
+  readonly zookeeper?: {
+    readonly connect: string;
+    readonly sessionTimeout: number;
+    readonly auth: readonly { readonly scheme: string; readonly credentials: string }[];
+  };
   readonly services: ReadonlyMap<string, ServiceConfig>;
   readonly listeners: readonly ListenerConfig[];
 }

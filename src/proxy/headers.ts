@@ -4,6 +4,9 @@ import { BlockList, isIP } from 'node:net';
 /** Hop-by-hop headers (RFC 9110 7.6.1), never forwarded in either direction. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-connection', 'proxy-authenticate', 'proxy-authorization']);
 
+/** Headers a Connection header may not name away. */
+const PROTECTED = new Set(['host', 'content-length', 'transfer-encoding']);
+
 /**
  * Removes hop-by-hop headers and those the Connection header names. `Trailer`
  * must go: forwarded on a request without a chunked body it makes Node throw
@@ -16,7 +19,8 @@ export function withoutHopByHop(headers: IncomingHttpHeaders, upgrade = false): 
     String(headers.connection ?? '')
       .split(',')
       .map((t) => t.trim().toLowerCase())
-      .filter(Boolean),
+      // A client must not make Drover drop the headers that frame or route the request.
+      .filter((t) => t && !PROTECTED.has(t)),
   );
   const out: Record<string, string | string[]> = {};
   for (const [name, value] of Object.entries(headers)) {
@@ -90,6 +94,8 @@ export function forwardedHeaders(
 ): OutgoingHttpHeaders {
   const out = withoutHopByHop(headers, upgrade);
   delete out.expect; // Drover answers 100-continue itself and sends the body whole.
+  // RFC 7239 Forwarded from an untrusted client is a forgery waiting to be believed.
+  if (!trusted) delete out.forwarded;
   const prior = headers['x-forwarded-for'];
   const peerAddress = peer ? unmapped(peer) : undefined;
   if (peerAddress) out['x-forwarded-for'] = prior ? `${Array.isArray(prior) ? prior.join(', ') : prior}, ${peerAddress}` : peerAddress;

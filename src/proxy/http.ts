@@ -65,6 +65,9 @@ export class HttpListener implements Listener {
     const { timeouts } = config;
     this.server = createServer({ noDelay: true, requestTimeout: 0, headersTimeout: timeouts.headers, connectionsCheckingInterval: Math.min(1000, timeouts.headers) });
     this.server.keepAliveTimeout = timeouts.idle;
+    // Node keeps only the first 2000 headers by default: a Content-Length past
+    // the cut would be invisible here. maxHeaderSize (16 KB) still bounds them.
+    this.server.maxHeadersCount = 0;
     // Inactivity on a client socket at any point (a body that stops arriving,
     // a client that stops reading) closes it; without this, requestTimeout: 0
     // would let a stalled upload hold a connection forever.
@@ -90,6 +93,26 @@ export class HttpListener implements Listener {
     this.proxy.on('proxyReq', (proxyReq, req) => this.attempts.get(req)?.onProxyReq(proxyReq));
     this.proxy.on('proxyRes', (proxyRes, req) => this.attempts.get(req)?.onResponse(proxyRes));
     this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
+      // A client that leaves (or times out) before the handshake completes
+      // takes the upstream request with it: upgrades bypass the agent pool.
+      const abandon = () => {
+        if (!this.upgraded.has(socket as Socket)) proxyReq.destroy();
+      };
+      (socket as Socket).once('close', abandon);
+      queueMicrotask(() => {
+        // Replace http-proxy's answer to a refused upgrade: it copies the raw
+        // headers (Transfer-Encoding included) over a body it has de-chunked.
+        proxyReq.removeAllListeners('response');
+        proxyReq.on('response', (res: IncomingMessage) => {
+          clearTimeout(this.handshakes.get(socket as Socket));
+          const headers = Object.entries(responseHeaders(res.headers))
+            .flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}: ${x}`) : [`${k}: ${String(v)}`]))
+            .join('\r\n');
+          const reason = res.statusMessage && VALID_REASON.test(res.statusMessage) ? res.statusMessage : '';
+          (socket as Socket).write(`HTTP/1.1 ${res.statusCode} ${reason}\r\n${headers}${headers ? '\r\n' : ''}connection: close\r\n\r\n`);
+          res.pipe(socket as Socket);
+        });
+      });
       proxyReq.on('upgrade', (_res, upstream: Socket) => {
         clearTimeout(this.handshakes.get(socket as Socket));
         this.upgraded.add(socket as Socket);
@@ -154,6 +177,7 @@ export class HttpListener implements Listener {
     // Node's parser takes a request line without a version for HTTP/0.9; a
     // proxy must not upgrade that to HTTP/1.1 on the way to the backend.
     if (req.httpVersionMajor !== 1) return local(req, res, 400, 'DROVER_BAD_REQUEST', `HTTP/${req.httpVersion} is not supported`);
+    if (!originForm(req)) return local(req, res, 400, 'DROVER_BAD_REQUEST', 'invalid request target');
     // RFC 9112 6.1: chunked not last means the body length is unknowable (400);
     // other codings before it are ones Drover does not decode (501).
     const te = req.headers['transfer-encoding'];
@@ -170,13 +194,20 @@ export class HttpListener implements Listener {
     const headers = forwardedHeaders(req.headers, peer, this.trust.has(peer));
     const body = await readBody(req, RETRY_BODY_LIMIT);
     if (body.kind === 'gone') return;
-    if (body.kind === 'complete') {
-      if (body.data.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined) {
-        headers['content-length'] = String(body.data.length);
-      }
-    } else if (req.headers['content-length'] === undefined) {
-      headers['transfer-encoding'] = 'chunked';
-    }
+    // The upstream framing comes from what Node's parser read, never from
+    // forwarded headers: it is set again on each upstream request (see
+    // onProxyReq), after http-proxy has had its say, so nothing can leave a
+    // body without a length or with a wrong one (request smuggling).
+    const framing: Framing =
+      body.kind === 'complete'
+        ? body.data.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined
+          ? { 'content-length': String(body.data.length) }
+          : {}
+        : req.headers['content-length'] !== undefined
+          ? { 'content-length': req.headers['content-length'] }
+          : { 'transfer-encoding': 'chunked' };
+    delete headers['content-length'];
+    delete headers['transfer-encoding'];
     req.headers = headers as IncomingMessage['headers'];
 
     const candidates = service.balancer.candidates(clientAddress);
@@ -185,7 +216,7 @@ export class HttpListener implements Listener {
     }
     const replayable = body.kind === 'complete' && service.config.idempotentMethods.includes(req.method ?? '');
     for (const backend of candidates) {
-      const outcome = await this.attempt(req, res, backend, service, body, replayable);
+      const outcome = await this.attempt(req, res, backend, service, body, framing, replayable);
       if (outcome === 'done' || outcome === 'client-gone') return;
       if (outcome === 'timeout') {
         return local(req, res, 504, 'DROVER_UPSTREAM_TIMEOUT', `backend ${backend.id} sent no response headers within ${this.config.timeouts.response}ms`);
@@ -205,6 +236,7 @@ export class HttpListener implements Listener {
     backend: Backend,
     service: HttpService,
     body: Exclude<Body, { kind: 'gone' }>,
+    framing: Framing,
     replayable: boolean,
   ): Promise<Outcome> {
     const states = service.balancer.states;
@@ -264,6 +296,15 @@ export class HttpListener implements Listener {
         onProxyReq: (r) => {
           proxyReq = r;
           if (settled) return void r.destroy();
+          // Headers are not sent before the first write (in feed), so the
+          // framing and the exact request target can still be set here:
+          // http-proxy adds Content-Length: 0 to bodyless DELETE/OPTIONS and
+          // rewrites the path (collapsing //), which would differ from what
+          // the route matched.
+          r.removeHeader('content-length');
+          r.removeHeader('transfer-encoding');
+          for (const [name, value] of Object.entries(framing)) r.setHeader(name, value);
+          r.path = req.url ?? '/';
           const socket = r.socket!;
           if (!socket.connecting) return feed(r);
           connectTimer = setTimeout(() => r.destroy(new Error(`connect timeout after ${connectTimeout}ms`)), connectTimeout);
@@ -274,9 +315,23 @@ export class HttpListener implements Listener {
         },
         onResponse: (proxyRes) => {
           if (settled) return;
-          responded = true;
           states.sample(backend.id, performance.now() - started);
-          res.writeHead(proxyRes.statusCode ?? 502, proxyRes.statusMessage, responseHeaders(proxyRes.headers));
+          const status = proxyRes.statusCode ?? 0;
+          try {
+            if (status < 200 || status > 999) throw new Error(`invalid status ${status}`);
+            if (this.draining) res.shouldKeepAlive = false;
+            const reason = proxyRes.statusMessage && VALID_REASON.test(proxyRes.statusMessage) ? proxyRes.statusMessage : undefined;
+            res.writeHead(status, reason, responseHeaders(proxyRes.headers));
+          } catch (err) {
+            // A backend's malformed status line or header must not crash the
+            // proxy: it is a bad gateway, and not retried (it saw the request).
+            this.log.warn('invalid response from backend', { listener: this.config.name, backend: backend.id, error: err });
+            proxyRes.destroy();
+            if (!res.headersSent) for (const name of res.getHeaderNames()) res.removeHeader(name);
+            settle('bad-gateway');
+            return;
+          }
+          responded = true;
           proxyRes.on('error', () => res.destroy());
           proxyRes.on('aborted', () => res.destroy());
           res.on('close', () => {
@@ -304,6 +359,12 @@ export class HttpListener implements Listener {
 
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', () => socket.destroy());
+    if (this.draining) return rawResponse(socket, 503, 'DROVER_NO_BACKEND', 'shutting down');
+    // http-proxy passes WebSocket upgrades only (GET + Upgrade: websocket).
+    if (req.method !== 'GET' || String(req.headers.upgrade).toLowerCase() !== 'websocket') {
+      return rawResponse(socket, 501, 'DROVER_NOT_IMPLEMENTED', `only WebSocket upgrades are proxied, not "${req.headers.upgrade}"`);
+    }
+    if (!originForm(req)) return rawResponse(socket, 400, 'DROVER_BAD_REQUEST', 'invalid request target');
     const route = matchRoute(this.config.routes, req);
     if (!route) return rawResponse(socket, 404, 'DROVER_NO_ROUTE', 'no route');
     const service = this.services.get(route.service)!;
@@ -317,10 +378,15 @@ export class HttpListener implements Listener {
     const handshake = setTimeout(() => socket.destroy(), this.config.timeouts.response);
     this.handshakes.set(socket, handshake);
     socket.once('close', () => clearTimeout(handshake));
-    this.proxy.ws(req, socket, head, { target: { host: backend.host, port: backend.port } }, (err) => {
-      this.log.debug('upgrade failed', { listener: this.config.name, backend: backend.id, error: err });
-      if (!this.upgraded.has(socket) && socket.writable) rawResponse(socket, 502, 'DROVER_UPSTREAM_FAILED', `backend ${backend.id} failed`);
-    });
+    try {
+      this.proxy.ws(req, socket, head, { target: { host: backend.host, port: backend.port } }, (err) => {
+        this.log.debug('upgrade failed', { listener: this.config.name, backend: backend.id, error: err });
+        if (!this.upgraded.has(socket) && socket.writable) rawResponse(socket, 502, 'DROVER_UPSTREAM_FAILED', `backend ${backend.id} failed`);
+      });
+    } catch (err) {
+      this.log.warn('upgrade refused', { listener: this.config.name, error: err });
+      rawResponse(socket, 400, 'DROVER_BAD_REQUEST', 'invalid upgrade request');
+    }
   }
 
   private agent(backend: Backend, service: HttpService): Agent {
@@ -353,15 +419,44 @@ export class HttpListener implements Listener {
   }
 }
 
+/** How the request body is framed upstream: one of these headers, or none for no body. */
+type Framing = { 'content-length'?: string; 'transfer-encoding'?: 'chunked' };
+
+/** A reason phrase Node will write (RFC 9112: HTAB, SP, VCHAR, obs-text). */
+const VALID_REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
+
 /** An empty stream for http-proxy's `buffer` option: Drover feeds the body itself once connected. */
 function idle(): import('node:stream').Readable & { pipe: <T>(dest: T) => T } {
   return { pipe: <T>(dest: T) => dest } as unknown as import('node:stream').Readable & { pipe: <T>(dest: T) => T };
+}
+
+/**
+ * Brings the request target to origin form (`/path?query`), the form routes
+ * match and backends receive. An absolute-form target (`http://host/path`,
+ * which servers must accept) moves its authority into Host. Anything else
+ * (`*` outside OPTIONS, unparsable URLs) is refused: false.
+ */
+function originForm(req: IncomingMessage): boolean {
+  const target = req.url ?? '';
+  if (target.startsWith('/')) return true;
+  if (target === '*' && req.method === 'OPTIONS') return true;
+  let url: URL;
+  try {
+    url = new URL(target);
+  } catch {
+    return false;
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.host || url.username || url.password) return false;
+  req.headers.host = url.host;
+  req.url = `${url.pathname}${url.search}`;
+  return true;
 }
 
 /** A response Drover makes itself: a small JSON body with a stable code. */
 function local(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string): void {
   if (res.headersSent || res.destroyed) return void res.destroy();
   const body = JSON.stringify({ error: code, message });
+  if (res.getHeader('connection') === 'close') res.shouldKeepAlive = false;
   res.writeHead(status, {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),

@@ -20,16 +20,17 @@ export function matchRoute(routes: readonly RouteConfig[], req: IncomingMessage)
   });
 }
 
+/** The Host header's name: lower case, without port or a trailing dot. */
 function hostOf(header: string | undefined): string {
   if (!header) return '';
   const h = header.trim().toLowerCase();
   if (h.startsWith('[')) return h.slice(0, h.indexOf(']') + 1);
   const colon = h.lastIndexOf(':');
-  return colon >= 0 ? h.slice(0, colon) : h;
+  const name = colon >= 0 ? h.slice(0, colon) : h;
+  return name.endsWith('.') ? name.slice(0, -1) : name;
 }
 
 function hostMatches(pattern: string, host: string): boolean {
-  const bare = pattern.includes(':') && !pattern.startsWith('[') ? pattern.slice(0, pattern.lastIndexOf(':')) : pattern;
-  if (bare.startsWith('*.')) return host.endsWith(bare.slice(1)) && host.length > bare.length - 1;
-  return host === bare;
+  if (pattern.startsWith('*.')) return host.endsWith(pattern.slice(1)) && host.length > pattern.length - 1;
+  return host === pattern;
 }

@@ -71,6 +71,7 @@ describe('defaults', () => {
   it('documents the same defaults in DEFAULTS as the loader applies', () => {
     assert.deepEqual(DEFAULTS, {
       drainTimeout: 30_000,
+      zookeeper: { sessionTimeout: 10_000 },
       logLevel: 'info',
       service: {
         strategy: 'round-robin',

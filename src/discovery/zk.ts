@@ -1,0 +1,171 @@
+import { EventEmitter } from 'node:events';
+import zookeeper from 'node-zookeeper-client';
+import type { Logger } from '../log.js';
+
+/** How to reach ZooKeeper: the `zookeeper:` config block. Durations in ms. */
+export interface ZooKeeperOptions {
+  /** `host:port[,host:port...][/chroot]`. */
+  readonly connect: string;
+  /** Requested session timeout; the server clamps it to its own bounds. Default 10 s. */
+  readonly sessionTimeout: number;
+  readonly auth: readonly { readonly scheme: string; readonly credentials: string }[];
+}
+
+/** A znode's data and version. */
+export interface ZnodeData {
+  readonly data: Buffer | null;
+  readonly version: number;
+}
+
+/** Watch callback: ZooKeeper watches fire once; the caller re-reads to re-arm. */
+export type Watcher = () => void;
+
+/** ZooKeeper error codes Drover reacts to (node-zookeeper-client's Exception codes). */
+export const ZK = {
+  NO_NODE: zookeeper.Exception.NO_NODE,
+  NODE_EXISTS: zookeeper.Exception.NODE_EXISTS,
+  BAD_VERSION: zookeeper.Exception.BAD_VERSION,
+  CONNECTION_LOSS: zookeeper.Exception.CONNECTION_LOSS,
+  SESSION_EXPIRED: zookeeper.Exception.SESSION_EXPIRED,
+  NOT_EMPTY: zookeeper.Exception.NOT_EMPTY,
+} as const;
+
+/** The ZooKeeper error code of `err`, if it is a ZooKeeper exception. */
+export function zkCode(err: unknown): number | undefined {
+  const code = (err as { getCode?: () => number } | null)?.getCode?.();
+  return typeof code === 'number' ? code : undefined;
+}
+
+/** Create modes, by name. */
+export const CreateMode = zookeeper.CreateMode;
+
+/**
+ * A ZooKeeper connection that outlives sessions. node-zookeeper-client
+ * restores watches after a reconnect within a session, but a session that
+ * expires is dead for good: this wrapper then opens a new client (new
+ * session) and emits `session`, on which watchers re-list and registrations
+ * re-create their ephemeral nodes.
+ *
+ * Events: `session` (a session is established: the first, or one after an
+ * expiry), `connected`, `disconnected`, `expired`.
+ * Operations issued while disconnected wait for the connection; they fail
+ * with CONNECTION_LOSS if it drops while they are in flight.
+ */
+export class ZooKeeperConnection extends EventEmitter {
+  private client: zookeeper.Client;
+  private closed = false;
+  private connectedNow = false;
+  /** Counts session expirations (for the metrics issue). */
+  expirations = 0;
+
+  constructor(
+    readonly options: ZooKeeperOptions,
+    private readonly log?: Logger,
+  ) {
+    super();
+    this.setMaxListeners(0);
+    this.client = this.open();
+  }
+
+  /** Whether the client has a live connection to a server right now. */
+  get connected(): boolean {
+    return this.connectedNow;
+  }
+
+  /** The current session's id and password (tests expire it on purpose). */
+  session(): { id: Buffer; password: Buffer } {
+    return { id: this.client.getSessionId(), password: this.client.getSessionPassword() };
+  }
+
+  private open(): zookeeper.Client {
+    const client = zookeeper.createClient(this.options.connect, {
+      sessionTimeout: this.options.sessionTimeout,
+      spinDelay: 200,
+      retries: 1,
+    });
+    for (const a of this.options.auth) client.addAuthInfo(a.scheme, Buffer.from(a.credentials));
+    client.on('state', (state: zookeeper.State) => {
+      if (client !== this.client || this.closed) return;
+      const S = zookeeper.State;
+      if (state === S.SYNC_CONNECTED || state === S.CONNECTED_READ_ONLY) {
+        const first = !this.everConnected.has(client);
+        this.everConnected.add(client);
+        this.connectedNow = true;
+        this.log?.info('zookeeper connected', { connect: this.options.connect });
+        this.emit('connected');
+        if (first) this.emit('session');
+      } else if (state === S.DISCONNECTED) {
+        this.connectedNow = false;
+        this.log?.warn('zookeeper disconnected: serving the last known members', { connect: this.options.connect });
+        this.emit('disconnected');
+      } else if (state === S.EXPIRED) {
+        this.connectedNow = false;
+        this.expirations++;
+        this.log?.warn('zookeeper session expired: opening a new session', { connect: this.options.connect });
+        this.emit('expired');
+        client.close();
+        this.client = this.open();
+      } else if (state === S.AUTH_FAILED) {
+        this.log?.error('zookeeper authentication failed', { connect: this.options.connect });
+      }
+    });
+    client.connect();
+    return client;
+  }
+
+  private readonly everConnected = new WeakSet<zookeeper.Client>();
+
+  /** Children of `path`; `watch` fires once on the next change of the list. */
+  getChildren(path: string, watch?: Watcher): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const cb = (err: unknown, children: string[]) => (err ? reject(err) : resolve(children));
+      if (watch) this.client.getChildren(path, () => watch(), cb);
+      else this.client.getChildren(path, cb);
+    });
+  }
+
+  /** Data and version of `path`; `watch` fires once on its next change or deletion. */
+  getData(path: string, watch?: Watcher): Promise<ZnodeData> {
+    return new Promise((resolve, reject) => {
+      const cb = (err: unknown, data: Buffer, stat: zookeeper.Stat) => (err ? reject(err) : resolve({ data: data ?? null, version: stat.version }));
+      if (watch) this.client.getData(path, () => watch(), cb);
+      else this.client.getData(path, cb);
+    });
+  }
+
+  /** Whether `path` exists; `watch` fires once when it is created, changed or deleted. */
+  exists(path: string, watch?: Watcher): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const cb = (err: unknown, stat: zookeeper.Stat | null) => (err ? reject(err) : resolve(Boolean(stat)));
+      if (watch) this.client.exists(path, () => watch(), cb);
+      else this.client.exists(path, cb);
+    });
+  }
+
+  /** Creates `path` (its parents must exist); resolves with the created path (sequential names differ). */
+  create(path: string, data: Buffer | null, mode: number): Promise<string> {
+    return new Promise((resolve, reject) => this.client.create(path, data ?? Buffer.alloc(0), mode, (err, created) => (err ? reject(err) : resolve(created))));
+  }
+
+  /** Creates the persistent parents of `path` and `path` itself when missing. */
+  mkdirp(path: string): Promise<void> {
+    return new Promise((resolve, reject) => this.client.mkdirp(path, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Replaces the data of `path` (any version when `version` is -1). */
+  setData(path: string, data: Buffer, version = -1): Promise<void> {
+    return new Promise((resolve, reject) => this.client.setData(path, data, version, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Deletes `path` (any version when `version` is -1). */
+  remove(path: string, version = -1): Promise<void> {
+    return new Promise((resolve, reject) => this.client.remove(path, version, (err) => (err ? reject(err) : resolve())));
+  }
+
+  /** Closes the session: its ephemeral nodes go away at once. */
+  close(): void {
+    this.closed = true;
+    this.connectedNow = false;
+    this.client.close();
+  }
+}
