@@ -54,6 +54,8 @@ export const CreateMode = zookeeper.CreateMode;
 export class ZooKeeperConnection extends EventEmitter {
   private client: zookeeper.Client;
   private closed = false;
+  /** Reopens a client that stays unconnected too long (see open()). */
+  private watchdog: NodeJS.Timeout | undefined;
   private connectedNow = false;
   /** Counts session expirations (for the metrics issue). */
   expirations = 0;
@@ -77,7 +79,27 @@ export class ZooKeeperConnection extends EventEmitter {
     return { id: this.client.getSessionId(), password: this.client.getSessionPassword() };
   }
 
+  /**
+   * node-zookeeper-client waits forever for a server's answer to its connect
+   * request, and a server that is still loading its data can accept the
+   * connection and never answer (seen here in about 1 of 15 restarts). A
+   * client unconnected for longer than max(sessionTimeout, 10 s) is replaced
+   * by a new one: a new session, on which watchers re-list and registrations
+   * re-create their nodes.
+   */
+  private arm(): void {
+    clearTimeout(this.watchdog);
+    this.watchdog = setTimeout(() => {
+      if (this.closed || this.connectedNow) return;
+      this.log?.warn('zookeeper connection stuck: opening a new client', { connect: this.options.connect });
+      this.client.close();
+      this.client = this.open();
+    }, Math.max(this.options.sessionTimeout, 10_000));
+    this.watchdog.unref();
+  }
+
   private open(): zookeeper.Client {
+    this.arm();
     const client = zookeeper.createClient(this.options.connect, {
       sessionTimeout: this.options.sessionTimeout,
       spinDelay: 200,
@@ -91,11 +113,13 @@ export class ZooKeeperConnection extends EventEmitter {
         const first = !this.everConnected.has(client);
         this.everConnected.add(client);
         this.connectedNow = true;
+        clearTimeout(this.watchdog);
         this.log?.info('zookeeper connected', { connect: this.options.connect });
         this.emit('connected');
         if (first) this.emit('session');
       } else if (state === S.DISCONNECTED) {
         this.connectedNow = false;
+        this.arm();
         this.log?.warn('zookeeper disconnected: serving the last known members', { connect: this.options.connect });
         this.emit('disconnected');
       } else if (state === S.EXPIRED) {
@@ -165,6 +189,7 @@ export class ZooKeeperConnection extends EventEmitter {
   /** Closes the session: its ephemeral nodes go away at once. */
   close(): void {
     this.closed = true;
+    clearTimeout(this.watchdog);
     this.connectedNow = false;
     this.client.close();
   }
