@@ -28,7 +28,18 @@ export const ZK = {
   CONNECTION_LOSS: zookeeper.Exception.CONNECTION_LOSS,
   SESSION_EXPIRED: zookeeper.Exception.SESSION_EXPIRED,
   NOT_EMPTY: zookeeper.Exception.NOT_EMPTY,
+  NO_AUTH: zookeeper.Exception.NO_AUTH,
+  AUTH_FAILED: zookeeper.Exception.AUTH_FAILED,
+  INVALID_ACL: zookeeper.Exception.INVALID_ACL,
 } as const;
+
+/** Thrown by operations on a connection that was closed on purpose. */
+export class ConnectionClosedError extends Error {
+  readonly code = 'DROVER_ZOOKEEPER_CLOSED';
+  constructor() {
+    super('the ZooKeeper connection is closed');
+  }
+}
 
 /** The ZooKeeper error code of `err`, if it is a ZooKeeper exception. */
 export function zkCode(err: unknown): number | undefined {
@@ -48,8 +59,11 @@ export const CreateMode = zookeeper.CreateMode;
  *
  * Events: `session` (a session is established: the first, or one after an
  * expiry), `connected`, `disconnected`, `expired`.
- * Operations issued while disconnected wait for the connection; they fail
- * with CONNECTION_LOSS if it drops while they are in flight.
+ * Operations wait for a live connection before they are sent: the client
+ * re-sends credentials on connecting, and an operation queued before that
+ * would run unauthenticated. They fail with CONNECTION_LOSS if the
+ * connection drops while they are in flight, and with ConnectionClosedError
+ * after close().
  */
 export class ZooKeeperConnection extends EventEmitter {
   private client: zookeeper.Client;
@@ -103,7 +117,9 @@ export class ZooKeeperConnection extends EventEmitter {
     const client = zookeeper.createClient(this.options.connect, {
       sessionTimeout: this.options.sessionTimeout,
       spinDelay: 200,
-      retries: 1,
+      // The library's own retry re-sends a create after a connection loss,
+      // which can duplicate a sequential node; callers retry what is safe.
+      retries: 0,
     });
     for (const a of this.options.auth) client.addAuthInfo(a.scheme, Buffer.from(a.credentials));
     client.on('state', (state: zookeeper.State) => {
@@ -120,17 +136,18 @@ export class ZooKeeperConnection extends EventEmitter {
       } else if (state === S.DISCONNECTED) {
         this.connectedNow = false;
         this.arm();
-        this.log?.warn('zookeeper disconnected: serving the last known members', { connect: this.options.connect });
+        this.log?.warn('zookeeper disconnected: reconnecting', { connect: this.options.connect });
         this.emit('disconnected');
       } else if (state === S.EXPIRED) {
         this.connectedNow = false;
         this.expirations++;
         this.log?.warn('zookeeper session expired: opening a new session', { connect: this.options.connect });
-        this.emit('expired');
         client.close();
         this.client = this.open();
+        this.emit('expired');
       } else if (state === S.AUTH_FAILED) {
         this.log?.error('zookeeper authentication failed', { connect: this.options.connect });
+        this.emit('authFailed');
       }
     });
     client.connect();
@@ -139,58 +156,90 @@ export class ZooKeeperConnection extends EventEmitter {
 
   private readonly everConnected = new WeakSet<zookeeper.Client>();
 
+  /** Resolves once connected (at once when connected); rejects after close(). */
+  private live(): Promise<zookeeper.Client> {
+    if (this.closed) return Promise.reject(new ConnectionClosedError());
+    if (this.connectedNow) return Promise.resolve(this.client);
+    return new Promise((resolve, reject) => {
+      const onConnected = () => {
+        this.off('closed', onClosed);
+        resolve(this.client);
+      };
+      const onClosed = () => {
+        this.off('connected', onConnected);
+        reject(new ConnectionClosedError());
+      };
+      this.once('connected', onConnected);
+      this.once('closed', onClosed);
+    });
+  }
+
   /** Children of `path`; `watch` fires once on the next change of the list. */
-  getChildren(path: string, watch?: Watcher): Promise<string[]> {
+  async getChildren(path: string, watch?: Watcher): Promise<string[]> {
+    const client = await this.live();
     return new Promise((resolve, reject) => {
       const cb = (err: unknown, children: string[]) => (err ? reject(err) : resolve(children));
-      if (watch) this.client.getChildren(path, () => watch(), cb);
-      else this.client.getChildren(path, cb);
+      if (watch) client.getChildren(path, () => watch(), cb);
+      else client.getChildren(path, cb);
     });
   }
 
   /** Data and version of `path`; `watch` fires once on its next change or deletion. */
-  getData(path: string, watch?: Watcher): Promise<ZnodeData> {
+  async getData(path: string, watch?: Watcher): Promise<ZnodeData> {
+    const client = await this.live();
     return new Promise((resolve, reject) => {
       const cb = (err: unknown, data: Buffer, stat: zookeeper.Stat) => (err ? reject(err) : resolve({ data: data ?? null, version: stat.version }));
-      if (watch) this.client.getData(path, () => watch(), cb);
-      else this.client.getData(path, cb);
+      if (watch) client.getData(path, () => watch(), cb);
+      else client.getData(path, cb);
     });
   }
 
   /** Whether `path` exists; `watch` fires once when it is created, changed or deleted. */
-  exists(path: string, watch?: Watcher): Promise<boolean> {
+  async exists(path: string, watch?: Watcher): Promise<boolean> {
+    const client = await this.live();
     return new Promise((resolve, reject) => {
       const cb = (err: unknown, stat: zookeeper.Stat | null) => (err ? reject(err) : resolve(Boolean(stat)));
-      if (watch) this.client.exists(path, () => watch(), cb);
-      else this.client.exists(path, cb);
+      if (watch) client.exists(path, () => watch(), cb);
+      else client.exists(path, cb);
     });
   }
 
   /** Creates `path` (its parents must exist); resolves with the created path (sequential names differ). */
-  create(path: string, data: Buffer | null, mode: number): Promise<string> {
-    return new Promise((resolve, reject) => this.client.create(path, data ?? Buffer.alloc(0), mode, (err, created) => (err ? reject(err) : resolve(created))));
+  async create(path: string, data: Buffer | null, mode: number): Promise<string> {
+    const client = await this.live();
+    return new Promise((resolve, reject) => client.create(path, data ?? Buffer.alloc(0), mode, (err, created) => (err ? reject(err) : resolve(created))));
   }
 
-  /** Creates the persistent parents of `path` and `path` itself when missing. */
-  mkdirp(path: string): Promise<void> {
-    return new Promise((resolve, reject) => this.client.mkdirp(path, (err) => (err ? reject(err) : resolve())));
+  /**
+   * Creates the persistent parents of `path` and `path` itself when missing.
+   * An existing path is left alone: mkdirp would fail with NO_AUTH under a
+   * parent this client may read but not write.
+   */
+  async mkdirp(path: string): Promise<void> {
+    if (await this.exists(path)) return;
+    const client = await this.live();
+    return new Promise((resolve, reject) => client.mkdirp(path, (err) => (err ? reject(err) : resolve())));
   }
 
   /** Replaces the data of `path` (any version when `version` is -1). */
-  setData(path: string, data: Buffer, version = -1): Promise<void> {
-    return new Promise((resolve, reject) => this.client.setData(path, data, version, (err) => (err ? reject(err) : resolve())));
+  async setData(path: string, data: Buffer, version = -1): Promise<void> {
+    const client = await this.live();
+    return new Promise((resolve, reject) => client.setData(path, data, version, (err) => (err ? reject(err) : resolve())));
   }
 
   /** Deletes `path` (any version when `version` is -1). */
-  remove(path: string, version = -1): Promise<void> {
-    return new Promise((resolve, reject) => this.client.remove(path, version, (err) => (err ? reject(err) : resolve())));
+  async remove(path: string, version = -1): Promise<void> {
+    const client = await this.live();
+    return new Promise((resolve, reject) => client.remove(path, version, (err) => (err ? reject(err) : resolve())));
   }
 
   /** Closes the session: its ephemeral nodes go away at once. */
   close(): void {
+    if (this.closed) return;
     this.closed = true;
     clearTimeout(this.watchdog);
     this.connectedNow = false;
     this.client.close();
+    this.emit('closed');
   }
 }

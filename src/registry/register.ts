@@ -102,7 +102,7 @@ const UNRECOVERABLE = new Set<number>([
 ]);
 
 const HINTS = new Map<number, string>([
-  [zookeeper.Exception.NO_AUTH, 'the znode ACL does not allow this client (check zookeeper auth)'],
+  [zookeeper.Exception.NO_AUTH, "the znode's ACL does not allow this client (check the zookeeper auth)"],
   [zookeeper.Exception.AUTH_FAILED, 'ZooKeeper refused the credentials'],
   [zookeeper.Exception.NO_CHILDREN_FOR_EPHEMERALS, 'the parent znode is ephemeral and cannot have children'],
 ]);
@@ -223,6 +223,9 @@ export class Registration extends EventEmitter {
       this.owned = false;
     } else {
       if (!zk || typeof zk.connect !== 'string' || !zk.connect) throw new RegisterError('zookeeper.connect is required (host:port[,host:port...][/chroot])');
+      if (zk.sessionTimeout !== undefined && !(Number.isFinite(zk.sessionTimeout) && zk.sessionTimeout > 0)) {
+        throw new RegisterError(`zookeeper.sessionTimeout must be a positive number of milliseconds, got ${String(zk.sessionTimeout)}`);
+      }
       try {
         this.connection = new ZooKeeperConnection(
           { connect: zk.connect, sessionTimeout: zk.sessionTimeout ?? DEFAULT_SESSION_TIMEOUT_MS, auth: zk.auth ?? [] },
@@ -456,6 +459,13 @@ export class Registration extends EventEmitter {
   private async run(): Promise<void> {
     try {
       while (!this.stopped) {
+        // Only issue operations on a live connection: node-zookeeper-client
+        // sends requests queued while disconnected ahead of the credentials it
+        // re-sends on connecting, so they would run unauthenticated (NO_AUTH).
+        if (!this.connection.connected) {
+          await this.connectedOrWoken();
+          continue;
+        }
         this.dirty = false;
         let progressed: boolean;
         try {
@@ -483,6 +493,19 @@ export class Registration extends EventEmitter {
     } finally {
       this.running = false;
     }
+  }
+
+  /** Waits for the connection, or until kicked or stopped. */
+  private connectedOrWoken(): Promise<void> {
+    return new Promise((resolve) => {
+      const done = () => {
+        this.connection.off('connected', done);
+        if (this.wake === done) this.wake = undefined;
+        resolve();
+      };
+      this.connection.on('connected', done);
+      this.wake = done;
+    });
   }
 
   /** Sleeps `ms`, or less when kicked or stopped. */
@@ -630,7 +653,7 @@ export class Registration extends EventEmitter {
     if (code !== undefined && !UNRECOVERABLE.has(code)) return undefined;
     if (err instanceof RegisterError) return err;
     const hint = code === undefined ? undefined : HINTS.get(code);
-    return new RegisterError(`cannot register ${this.address.id} under ${this.parent}: ${describeError(err)}${hint ? ` (${hint})` : ''}`, {
+    return new RegisterError(`cannot register ${this.address.id} under ${this.parent}: ${describeError(err)}${hint ? `: ${hint}` : ''}`, {
       cause: err,
     });
   }
