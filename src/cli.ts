@@ -153,9 +153,12 @@ function summary(config: DroverConfig): string {
     const members = s.static.map((m) => (m.weight === 1 ? `${m.host}:${m.port}` : `${m.host}:${m.port} w${m.weight}`));
     lines.push(
       `  ${s.name}  strategy ${s.strategy.label}, retries ${s.retries}, connect ${ms(s.timeouts.connect)}, idle ${ms(s.timeouts.idle)}`,
-      `    static (${members.length}): ${members.join(', ') || 'none'}`,
+      s.zookeeper
+        ? `    zookeeper ${s.zookeeper.path} (format ${s.zookeeper.format}${s.zookeeper.endpoint ? `, endpoint ${s.zookeeper.endpoint}` : ''})`
+        : `    static (${members.length}): ${members.join(', ') || 'none'}`,
     );
   }
+  if (config.zookeeper) lines.push('', `zookeeper ${config.zookeeper.connect}, session timeout ${ms(config.zookeeper.sessionTimeout)}${config.zookeeper.auth.length ? `, ${config.zookeeper.auth.length} auth` : ''}`);
   lines.push('', `drainTimeout ${ms(config.drainTimeout)}, logLevel ${config.logLevel}`, '');
   return lines.join('\n');
 }
