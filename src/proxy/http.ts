@@ -5,11 +5,10 @@ import type { Backend } from '../../strategies/index.js';
 import type { ServiceBalancer } from '../balancer/balancer.js';
 import { formatAddress } from '../config/address.js';
 import type { HttpListenerConfig, ServiceConfig } from '../config/schema.js';
-import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { readBody, type Body } from './body.js';
 import { forwardedHeaders, responseHeaders, TrustedProxies } from './headers.js';
-import type { Listener } from './listener.js';
+import { listenOn, type Listener } from './listener.js';
 import { matchRoute } from './routes.js';
 
 /** A service as the HTTP listener needs it. */
@@ -141,16 +140,7 @@ export class HttpListener implements Listener {
   }
 
   listen(): Promise<AddressInfo> {
-    const { host, port, id } = this.config.bind;
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(new ListenError(this.config.name, id, err));
-      this.server.once('error', onError);
-      this.server.listen({ host, port, backlog: 511 }, () => {
-        this.server.off('error', onError);
-        this.server.on('error', (err) => this.log.error('listener error', { listener: this.config.name, error: err }));
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.server, this.config, this.log);
   }
 
   drain(timeoutMs: number): Promise<void> {

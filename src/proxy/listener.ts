@@ -1,5 +1,7 @@
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Server } from 'node:net';
 import type { ListenerConfig } from '../config/schema.js';
+import { ListenError } from '../errors.js';
+import type { Logger } from '../log.js';
 
 /**
  * What Drover asks of a listener of any mode. HTTP tests talk to a listener
@@ -18,4 +20,21 @@ export interface Listener {
   drain(timeoutMs: number): Promise<void>;
   /** Closes every connection now. */
   destroyAll(): void;
+}
+
+/**
+ * Binds `server` to the listener's address. A bind failure rejects with
+ * ListenError; later server errors are logged, never thrown.
+ */
+export function listenOn(server: Server, config: ListenerConfig, log: Logger): Promise<AddressInfo> {
+  const { host, port, id } = config.bind;
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(new ListenError(config.name, id, err));
+    server.once('error', onError);
+    server.listen({ host, port, backlog: 511 }, () => {
+      server.off('error', onError);
+      server.on('error', (err) => log.error('listener error', { listener: config.name, error: err }));
+      resolve(server.address() as AddressInfo);
+    });
+  });
 }

@@ -4,9 +4,9 @@ import type { Backend } from '../../strategies/index.js';
 import type { ServiceBalancer } from '../balancer/balancer.js';
 import { formatAddress } from '../config/address.js';
 import type { ServiceConfig, TcpListenerConfig } from '../config/schema.js';
-import { ListenError, NoBackendError, UpstreamError } from '../errors.js';
+import { NoBackendError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { Listener } from './listener.js';
+import { listenOn, type Listener } from './listener.js';
 import { proxyHeader } from './proxy-protocol.js';
 
 /**
@@ -54,16 +54,7 @@ export class TcpListener implements Listener {
 
   /** Binds the listener; resolves with the bound address (port 0 picks a free port). */
   listen(): Promise<AddressInfo> {
-    const { host, port, id } = this.config.bind;
-    return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(new ListenError(this.config.name, id, err));
-      this.server.once('error', onError);
-      this.server.listen({ host, port, backlog: 511 }, () => {
-        this.server.off('error', onError);
-        this.server.on('error', (err) => this.log.error('listener error', { listener: this.config.name, error: err }));
-        resolve(this.server.address() as AddressInfo);
-      });
-    });
+    return listenOn(this.server, this.config, this.log);
   }
 
   /** The bound address as `host:port`. */

@@ -1,10 +1,6 @@
 /** Helpers shared by the HTTP end-to-end tests (on top of test/fixtures/harness.ts). */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { writeFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { connect, ROOT, type TestBackend } from '../fixtures/harness.js';
+import { connect, type TestBackend } from '../fixtures/harness.js';
 
 export type Message = Record<string, unknown>;
 
@@ -84,36 +80,4 @@ export async function rawSend(port: number, bytes: string | Buffer): Promise<Raw
   return parseRaw(Buffer.concat(chunks).toString('latin1'));
 }
 
-export interface Cli {
-  child: ChildProcess;
-  /** Resolves with the first log line (parsed) whose `msg` is `msg`, past or future. */
-  log(msg: string): Promise<Record<string, unknown>>;
-  exit: Promise<[number | null, NodeJS.Signals | null]>;
-}
-
-/** Runs the real `drover` command (dist/src/cli.js) on a config written into `dir`. */
-export function startCli(dir: string, yaml: string): Cli {
-  const file = join(dir, `drover-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, yaml);
-  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli.js'), '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines: Record<string, unknown>[] = [];
-  const waiters: Array<{ msg: string; resolve: (l: Record<string, unknown>) => void }> = [];
-  createInterface({ input: child.stdout! }).on('line', (text) => {
-    const line = JSON.parse(text) as Record<string, unknown>;
-    lines.push(line);
-    for (const w of waiters.filter((w) => w.msg === line.msg)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(line);
-    }
-  });
-  return {
-    child,
-    log: (msg) =>
-      new Promise((resolve) => {
-        const seen = lines.find((l) => l.msg === msg);
-        if (seen) resolve(seen);
-        else waiters.push({ msg, resolve });
-      }),
-    exit: once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>,
-  };
-}
+export { startCli, type Cli } from '../fixtures/harness.js';

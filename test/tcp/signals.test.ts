@@ -1,46 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { closed, connect, readAll, readLine, ROOT, startBackend, type TestBackend } from '../fixtures/harness.js';
+import { closed, connect, readAll, readLine, startBackend, startCli, type TestBackend } from '../fixtures/harness.js';
 
-interface Cli {
-  child: ChildProcess;
-  /** Resolves with the first log line (parsed) whose `msg` is `msg`, past or future. */
-  log(msg: string): Promise<Record<string, unknown>>;
-  exit: Promise<[number | null, NodeJS.Signals | null]>;
-}
-
-/** Runs the real `drover` command on a config written to a temporary file. */
-function startCli(dir: string, yaml: string): Cli {
-  const file = join(dir, `drover-${Math.random().toString(36).slice(2)}.yaml`);
-  writeFileSync(file, yaml);
-  const child = spawn(process.execPath, [join(ROOT, 'dist/src/cli.js'), '--config', file], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const lines: Record<string, unknown>[] = [];
-  const waiters: Array<{ msg: string; resolve: (l: Record<string, unknown>) => void }> = [];
-  createInterface({ input: child.stdout! }).on('line', (text) => {
-    const line = JSON.parse(text) as Record<string, unknown>;
-    lines.push(line);
-    for (const w of waiters.filter((w) => w.msg === line.msg)) {
-      waiters.splice(waiters.indexOf(w), 1);
-      w.resolve(line);
-    }
-  });
-  return {
-    child,
-    log: (msg) =>
-      new Promise((resolve) => {
-        const seen = lines.find((l) => l.msg === msg);
-        if (seen) resolve(seen);
-        else waiters.push({ msg, resolve });
-      }),
-    exit: once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>,
-  };
-}
 
 describe('drover command: signals', () => {
   let echo: TestBackend;
