@@ -105,9 +105,16 @@ export class ZooKeeperConnection extends EventEmitter {
     clearTimeout(this.watchdog);
     this.watchdog = setTimeout(() => {
       if (this.closed || this.connectedNow) return;
-      this.log?.warn('zookeeper connection stuck: opening a new client', { connect: this.options.connect });
-      this.client.close();
+      this.log?.warn('zookeeper connection stuck: opening a new client (a new session)', { connect: this.options.connect });
+      const old = this.client;
+      old.close();
+      // close() queues a request on a socket that may never answer: cut it.
+      (old as unknown as { connectionManager?: { socket?: { destroy(): void } } }).connectionManager?.socket?.destroy();
       this.client = this.open();
+      // The old session is as good as expired: its watches and ephemeral
+      // nodes are gone for us. Listeners treat this exactly like an expiry.
+      this.expirations++;
+      this.emit('expired');
     }, Math.max(this.options.sessionTimeout, 10_000));
     this.watchdog.unref();
   }

@@ -43,6 +43,12 @@ interface Cached {
  */
 export class ZooKeeperSource implements MemberSource {
   private readonly cache = new Map<string, Cached>();
+  /**
+   * Bumped by each child's data watch. The library can run a watch callback
+   * before the read that armed it resumes (reply and event in one TCP
+   * chunk); comparing generations catches that, so the change is not lost.
+   */
+  private readonly generations = new Map<string, number>();
   private onMembers: ((members: readonly Member[]) => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
@@ -81,8 +87,13 @@ export class ZooKeeperSource implements MemberSource {
   }
 
   private readonly onSession = () => {
-    // A new session has none of our watches: read everything again.
+    // A new session has none of our watches: read everything again, now,
+    // not after a pending backoff.
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    this.retryDelay = RETRY_MIN_MS;
     this.cache.clear();
+    this.generations.clear();
     this.childWatch = false;
     this.existsWatch = false;
     this.schedule(0);
@@ -165,6 +176,7 @@ export class ZooKeeperSource implements MemberSource {
     }
     const names = new Set(children);
     for (const name of this.cache.keys()) if (!names.has(name)) this.cache.delete(name);
+    for (const name of this.generations.keys()) if (!names.has(name)) this.generations.delete(name);
     const toRead = children.filter((name) => this.cache.get(name)?.stale !== false);
     await Promise.all(toRead.map((name) => this.read(name)));
     const members: Member[] = [];
@@ -177,9 +189,11 @@ export class ZooKeeperSource implements MemberSource {
 
   private async read(name: string): Promise<void> {
     const full = `${this.options.path === '/' ? '' : this.options.path}/${name}`;
+    const generation = this.generations.get(name) ?? 0;
     let znode;
     try {
       znode = await this.zk.getData(full, () => {
+        this.generations.set(name, (this.generations.get(name) ?? 0) + 1);
         const cached = this.cache.get(name);
         if (cached) cached.stale = true;
         this.schedule();
@@ -201,7 +215,10 @@ export class ZooKeeperSource implements MemberSource {
         this.log.warn('skipping a member whose data cannot be read', { service: this.service, znode: full, error: err });
       }
     }
-    this.cache.set(name, { version: znode.version, member, stale: false });
+    // A watch that fired while this read was in flight means newer data.
+    const changed = (this.generations.get(name) ?? 0) !== generation;
+    this.cache.set(name, { version: znode.version, member, stale: changed });
+    if (changed) this.schedule();
   }
 }
 
