@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
 import type { DroverConfig, RouteMatch } from './config/schema.js';
 import { Drover } from './drover.js';
-import { ConfigInvalidError, DroverError, UsageError } from './errors.js';
+import { ConfigInvalidError, DroverError, formatProblem, UsageError } from './errors.js';
 import { Logger } from './log.js';
 import { parseRegisterArgs, REGISTER_HELP, runRegister } from './registry/command.js';
 
@@ -24,6 +24,7 @@ ${REGISTER_HELP}
 
 Signals: SIGTERM or SIGINT stops accepting, lets open connections finish for
 up to drainTimeout, then exits 0; a second signal closes them at once.
+SIGHUP re-reads the config: an invalid one is logged and the old one kept.
 drover register removes its znode on SIGTERM or SIGINT, then exits 0.`;
 
 /** Runs the `drover` command with `argv` (without node and script); resolves to the exit code. */
@@ -114,6 +115,12 @@ async function run(config: DroverConfig): Promise<number> {
   };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
+  // Installed early too: SIGHUP's default action would kill a starting proxy.
+  process.on('SIGHUP', () => {
+    if (signalled) log.warn('SIGHUP ignored: stopping');
+    else if (!drover) log.warn('SIGHUP ignored: still starting');
+    else void reload(drover, config.file, log);
+  });
   try {
     drover = await Drover.start(config, { log });
   } catch (err) {
@@ -133,6 +140,23 @@ async function run(config: DroverConfig): Promise<number> {
       );
     if (signalled) stop();
   });
+}
+
+/**
+ * SIGHUP: re-reads the config file. An invalid file or a refused change is
+ * logged (every problem with its file:line:column) and the running config
+ * stays; a valid one is applied without dropping connections.
+ */
+async function reload(drover: Drover, file: string, log: Logger): Promise<void> {
+  log.info('reloading config', { config: file });
+  try {
+    const config = await loadConfig(file);
+    await drover.reload(config);
+    log.info('config reloaded', { config: file, listeners: config.listeners.length, services: config.services.size });
+  } catch (err) {
+    const problems = err instanceof ConfigInvalidError ? err.problems.map(formatProblem) : undefined;
+    log.error('config reload failed: keeping the running config', { config: file, error: err, ...(problems ? { problems } : {}) });
+  }
 }
 
 /** A one-screen description of a valid config, for `drover check`. */

@@ -1,98 +1,77 @@
+import { isDeepStrictEqual } from 'node:util';
 import { ServiceBalancer, type BalancerClock } from './balancer/balancer.js';
-import type { DroverConfig } from './config/schema.js';
+import type { StateSettings } from './balancer/state.js';
+import type { DroverConfig, ListenerConfig, ServiceConfig } from './config/schema.js';
 import type { MemberSource } from './discovery/source.js';
 import { StaticSource } from './discovery/static.js';
 import { ZooKeeperConnection } from './discovery/zk.js';
 import { ZooKeeperSource } from './discovery/zookeeper.js';
+import { ReloadError } from './errors.js';
+import { ServiceHealth } from './health/service-health.js';
 import { Logger } from './log.js';
-import { HttpListener, type HttpService } from './proxy/http.js';
-import type { Listener } from './proxy/listener.js';
+import { HttpListener } from './proxy/http.js';
+import type { Listener, ServiceEntry } from './proxy/listener.js';
 import { TcpListener } from './proxy/tcp.js';
 
 /** Options for starting Drover from a validated config. */
 export interface DroverOptions {
   /** Defaults to a JSON-lines logger on stdout at the config's `logLevel`. */
   log?: Logger;
-  /** Injected time and chance for every balancer (tests). */
+  /** Injected time and chance for every balancer and check timer (tests). */
   clock?: BalancerClock;
 }
 
+/** One running service: its balancer, where its members come from, and what checks them. */
+interface ServiceRuntime extends ServiceEntry {
+  readonly source: MemberSource;
+  readonly health: ServiceHealth;
+}
+
 /**
- * A running Drover: one balancer per service, fed by its member source, and
- * one listener per `listeners[]` entry. Discovery and balancing do not know
- * about listeners, so they can later run in a primary process and feed
- * workers.
+ * A running Drover: one balancer per service, fed by its member source and
+ * watched by its checks, and one listener per `listeners[]` entry.
+ * Discovery and balancing do not know about listeners, so they can later
+ * run in a primary process and feed workers.
  */
 export class Drover {
+  /** Each service's balancer, by name; a reload keeps the balancers of services that stay. */
   readonly services = new Map<string, ServiceBalancer>();
   readonly listeners: Listener[] = [];
-  private readonly sources: MemberSource[] = [];
   readonly log: Logger;
   /** The shared ZooKeeper connection, when any service uses ZooKeeper. */
-  readonly zookeeper: ZooKeeperConnection | undefined;
+  zookeeper: ZooKeeperConnection | undefined;
+  private readonly runtimes = new Map<string, ServiceRuntime>();
+  /** What listeners read: replaced per service on reload. */
+  private readonly entries = new Map<string, ServiceEntry>();
+  /** Listeners removed by a reload, still finishing their connections. */
+  private readonly leaving = new Set<Promise<void>>();
+  private reloading: Promise<void> = Promise.resolve();
 
   private constructor(
-    readonly config: DroverConfig,
-    options: DroverOptions,
+    public config: DroverConfig,
+    private readonly options: DroverOptions,
   ) {
     this.log = options.log ?? new Logger(config.logLevel);
-    const usesZk = [...config.services.values()].some((s) => s.zookeeper);
-    this.zookeeper = usesZk && config.zookeeper ? new ZooKeeperConnection(config.zookeeper, this.log) : undefined;
-    for (const s of config.services.values()) {
-      const balancer = new ServiceBalancer(s.name, s.strategy, s.retries, options.clock);
-      balancer.onStrategyError = (error) => this.log.error('strategy failed', { service: s.name, error });
-      this.services.set(s.name, balancer);
-    }
   }
 
   /**
-   * Starts discovery, then binds every listener. If one cannot bind, the ones
-   * already bound are closed and the ListenError is thrown: a half-started
-   * proxy would hide the problem.
+   * Starts discovery and checks, then binds every listener. If one cannot
+   * bind, the ones already bound are closed and the ListenError is thrown: a
+   * half-started proxy would hide the problem.
    */
   static async start(config: DroverConfig, options: DroverOptions = {}): Promise<Drover> {
     const d = new Drover(config, options);
-    for (const s of config.services.values()) {
-      const balancer = d.services.get(s.name)!;
-      const source: MemberSource =
-        s.zookeeper && d.zookeeper ? new ZooKeeperSource(d.zookeeper, s.zookeeper, d.log, s.name) : new StaticSource(s.static);
-      d.sources.push(source);
-      source.start((members) => {
-        const first = !balancer.ready;
-        try {
-          if (balancer.update(members)) d.log.info('service members', { service: s.name, members: balancer.backends.length });
-        } catch (err) {
-          d.log.error('strategy rebuild failed; keeping the previous members', { service: s.name, error: err });
-        }
-        if (first) d.log.info('service ready', { service: s.name, members: balancer.backends.length });
-        if (first && balancer.backends.length === 0) d.log.warn('service has no members: its clients will be refused', { service: s.name });
-        if (first && d.ready) d.log.info('all services ready');
-      });
-    }
-    const httpServices = new Map<string, HttpService>();
-    for (const s of config.services.values()) httpServices.set(s.name, { config: s, balancer: d.services.get(s.name)! });
+    d.connectZooKeeper(config);
+    for (const s of config.services.values()) d.addService(s, config);
     for (const l of config.listeners) {
-      const listener: Listener =
-        l.mode === 'tcp'
-          ? new TcpListener(l, config.services.get(l.service)!, d.services.get(l.service)!, d.log)
-          : new HttpListener(l, httpServices, d.log);
       try {
-        await listener.listen();
+        await d.addListener(l);
       } catch (err) {
         await Promise.all(d.listeners.map((x) => x.drain(0)));
-        await Promise.all(d.sources.map((x) => x.stop()));
+        await Promise.all([...d.runtimes.keys()].map((name) => d.removeService(name)));
         d.zookeeper?.close();
         throw err;
       }
-      d.listeners.push(listener);
-      d.log.info('listener started', {
-        listener: l.name,
-        mode: l.mode,
-        bind: listener.address,
-        ...(l.mode === 'tcp'
-          ? { service: l.service, strategy: config.services.get(l.service)!.strategy.label }
-          : { routes: l.routes.map((r) => r.service) }),
-      });
     }
     return d;
   }
@@ -111,17 +90,39 @@ export class Drover {
     return this.listeners.find((l) => l.config.name === name);
   }
 
+  /** A service's health checks (tests and the admin API). */
+  health(service: string): ServiceHealth | undefined {
+    return this.runtimes.get(service)?.health;
+  }
+
+  /**
+   * Applies a new validated config without dropping a connection: new
+   * listeners are bound first (if one cannot bind, nothing changes and the
+   * ListenError is thrown); listeners with the same mode and bind are
+   * reconfigured in place; removed listeners drain for `drainTimeout`.
+   * Services that stay keep their balancer and live state (connections,
+   * latency, health), and get the new strategy, checks and settings; their
+   * discovery restarts only when its config changed. Reloads run one at a time.
+   */
+  reload(config: DroverConfig): Promise<void> {
+    const run = this.reloading.then(() => this.apply(config));
+    this.reloading = run.catch(() => {});
+    return run;
+  }
+
   /**
    * Graceful stop: stop accepting everywhere, let open connections finish for
    * up to `drainTimeout` (default: the config's), then close what is left.
    */
   async stop(drainTimeout = this.config.drainTimeout): Promise<void> {
+    await this.reloading;
     const open = this.listeners.reduce((n, l) => n + l.connections, 0);
     // drain() stops accepting synchronously: once "stopping" is logged, new clients are refused.
     const drained = Promise.all(this.listeners.map((l) => l.drain(drainTimeout)));
     this.log.info('stopping', { connections: open, drainTimeout });
     await drained;
-    await Promise.all(this.sources.map((s) => s.stop()));
+    await Promise.all(this.leaving);
+    await Promise.all([...this.runtimes.keys()].map((name) => this.removeService(name)));
     this.zookeeper?.close();
     this.log.info('stopped');
   }
@@ -130,4 +131,168 @@ export class Drover {
   destroyConnections(): void {
     for (const l of this.listeners) l.destroyAll();
   }
+
+  private async apply(config: DroverConfig): Promise<void> {
+    const old = this.config;
+    if (old.zookeeper && !isDeepStrictEqual(old.zookeeper, config.zookeeper)) {
+      throw new ReloadError('the `zookeeper:` block changed: that needs a restart (the session, its watches and registrations live on it)');
+    }
+    const sameBind = (a: ListenerConfig, b: ListenerConfig) => a.mode === b.mode && a.bind.id === b.bind.id;
+    const kept = new Map<Listener, ListenerConfig>();
+    const added: ListenerConfig[] = [];
+    for (const l of config.listeners) {
+      const current = this.listeners.find((x) => sameBind(x.config, l));
+      if (current) kept.set(current, l);
+      else added.push(l);
+    }
+    const removed = this.listeners.filter((l) => !kept.has(l));
+    // A new listener on the address of a removed one (its mode changed) can
+    // only bind once that one stops accepting; every other one binds first.
+    const blocked = added.filter((l) => removed.some((r) => r.config.bind.id === l.bind.id));
+    const free = added.filter((l) => !blocked.includes(l));
+
+    this.connectZooKeeper(config);
+    const newServices = [...config.services.values()].filter((s) => !this.runtimes.has(s.name));
+    for (const s of newServices) this.addService(s, config);
+    const bound: Listener[] = [];
+    try {
+      for (const l of free) bound.push(await this.addListener(l));
+    } catch (err) {
+      for (const l of bound) this.listeners.splice(this.listeners.indexOf(l), 1);
+      await Promise.all(bound.map((l) => l.drain(0)));
+      await Promise.all(newServices.map((s) => this.removeService(s.name)));
+      throw err;
+    }
+
+    this.config = config;
+    this.log.level = config.logLevel;
+    for (const s of config.services.values()) if (!newServices.includes(s)) this.updateService(s);
+    for (const [listener, l] of kept) {
+      if (!isDeepStrictEqual(listener.config, l)) this.log.info('listener reconfigured', { listener: l.name, bind: listener.address });
+      listener.reconfigure(l);
+    }
+    for (const listener of removed) {
+      this.listeners.splice(this.listeners.indexOf(listener), 1);
+      this.log.info('listener removed: draining', { listener: listener.config.name, bind: listener.address, connections: listener.connections });
+      const done = listener.drain(config.drainTimeout).then(() => {
+        this.leaving.delete(done);
+        this.log.info('listener closed', { listener: listener.config.name });
+      });
+      this.leaving.add(done);
+    }
+    for (const l of blocked) {
+      try {
+        await this.addListener(l);
+      } catch (err) {
+        this.log.error('listener could not take over its address', { listener: l.name, error: err });
+      }
+    }
+    for (const name of [...this.runtimes.keys()]) if (!config.services.has(name)) await this.removeService(name);
+  }
+
+  /** Opens the ZooKeeper connection the first time a config needs one. */
+  private connectZooKeeper(config: DroverConfig): void {
+    const needs = [...config.services.values()].some((s) => s.zookeeper || s.healthCheck?.shared);
+    if (needs && config.zookeeper && !this.zookeeper) this.zookeeper = new ZooKeeperConnection(config.zookeeper, this.log);
+  }
+
+  private addService(s: ServiceConfig, config: DroverConfig): void {
+    const balancer = new ServiceBalancer(s.name, s.strategy, s.retries, this.options.clock, settings(s, config));
+    balancer.onStrategyError = (error) => this.log.error('strategy failed', { service: s.name, error });
+    balancer.states.onEvent = ({ event, ...fields }) => {
+      const level = event === 'drain-timeout' || event === 'panic' ? 'warn' : 'info';
+      this.log[level](`backend ${event}`, { service: s.name, ...fields });
+    };
+    const health = new ServiceHealth(s, balancer, this.log, this.zookeeper, this.options.clock?.random);
+    const source = this.sourceFor(s);
+    const runtime: ServiceRuntime = { config: s, balancer, source, health };
+    this.runtimes.set(s.name, runtime);
+    this.entries.set(s.name, { config: s, balancer });
+    this.services.set(s.name, balancer);
+    this.startSource(s.name, source);
+    health.start();
+  }
+
+  private updateService(s: ServiceConfig): void {
+    const runtime = this.runtimes.get(s.name)!;
+    const { balancer, health } = runtime;
+    const was = runtime.config;
+    balancer.retries = s.retries;
+    balancer.states.configure(settings(s, this.config));
+    if (!isDeepStrictEqual(was.strategy.options, s.strategy.options) || was.strategy.label !== s.strategy.label) {
+      balancer.setStrategy(s.strategy);
+      this.log.info('service strategy changed', { service: s.name, from: was.strategy.label, to: s.strategy.label });
+    }
+    let source = runtime.source;
+    if (!isDeepStrictEqual(was.static, s.static) || !isDeepStrictEqual(was.zookeeper, s.zookeeper)) {
+      void runtime.source.stop();
+      source = this.sourceFor(s);
+      this.log.info('service discovery changed', { service: s.name });
+    }
+    this.runtimes.set(s.name, { config: s, balancer, source, health });
+    this.entries.set(s.name, { config: s, balancer });
+    if (source !== runtime.source) this.startSource(s.name, source);
+    health.reconfigure(s);
+  }
+
+  private async removeService(name: string): Promise<void> {
+    const runtime = this.runtimes.get(name);
+    if (!runtime) return;
+    this.runtimes.delete(name);
+    // Entries and balancers stay while a draining listener may still use them.
+    this.services.delete(name);
+    await runtime.health.stop();
+    await runtime.source.stop();
+    runtime.balancer.states.close();
+  }
+
+  private sourceFor(s: ServiceConfig): MemberSource {
+    return s.zookeeper && this.zookeeper ? new ZooKeeperSource(this.zookeeper, s.zookeeper, this.log, s.name) : new StaticSource(s.static);
+  }
+
+  private startSource(name: string, source: MemberSource): void {
+    source.start((members) => {
+      const runtime = this.runtimes.get(name);
+      if (!runtime || runtime.source !== source) return; // replaced by a reload
+      const { balancer, health } = runtime;
+      const first = !balancer.ready;
+      try {
+        if (balancer.update(members)) {
+          this.log.info('service members', { service: name, members: balancer.backends.length });
+          health.sync();
+        }
+      } catch (err) {
+        this.log.error('strategy rebuild failed; keeping the previous members', { service: name, error: err });
+      }
+      if (first) this.log.info('service ready', { service: name, members: balancer.backends.length });
+      if (first && balancer.backends.length === 0) this.log.warn('service has no members: its clients will be refused', { service: name });
+      if (first && this.ready) this.log.info('all services ready');
+    });
+  }
+
+  private async addListener(l: ListenerConfig): Promise<Listener> {
+    const listener: Listener = l.mode === 'tcp' ? new TcpListener(l, this.entries, this.log) : new HttpListener(l, this.entries, this.log);
+    await listener.listen();
+    this.listeners.push(listener);
+    this.log.info('listener started', {
+      listener: l.name,
+      mode: l.mode,
+      bind: listener.address,
+      ...(l.mode === 'tcp'
+        ? { service: l.service, strategy: this.entries.get(l.service)!.config.strategy.label }
+        : { routes: l.routes.map((r) => r.service) }),
+    });
+    return listener;
+  }
+}
+
+/** The live-state settings of one service under one config. */
+function settings(s: ServiceConfig, config: DroverConfig): StateSettings {
+  return {
+    slowStart: s.slowStart,
+    drainTimeout: config.drainTimeout,
+    panicThreshold: s.panicThreshold,
+    startDown: s.healthCheck?.startUnhealthy ?? false,
+    ...(s.outlier ? { outlier: s.outlier } : {}),
+  };
 }

@@ -66,6 +66,13 @@ export class UpstreamError extends DroverError {
   }
 }
 
+/** DROVER_RELOAD_REFUSED: a valid config that cannot be applied to a running Drover (the old one keeps running). */
+export class ReloadError extends DroverError {
+  constructor(message: string) {
+    super('DROVER_RELOAD_REFUSED', message);
+  }
+}
+
 /** DROVER_USAGE: the command line is wrong. */
 export class UsageError extends DroverError {
   constructor(message: string) {

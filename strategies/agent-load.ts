@@ -7,7 +7,8 @@ import { forgetMissing, smoothPick } from './shared/smooth.js';
  * agent-load: smooth weighted round robin over the weights the backends
  * report about themselves (`BackendStateView.report`). A report older than
  * `maxAge` is ignored and the backend falls back to its configured weight, so
- * a dead agent cannot pin a stale weight forever. When every eligible backend
+ * a dead agent cannot pin a stale weight forever. Slow start scales reported
+ * weights too. When every eligible backend
  * reports 0 they share equally: an overloaded fleet still serves.
  * Options: `maxAge` (duration, default 30s).
  */
@@ -18,7 +19,7 @@ export const create: StrategyFactory = (env) => {
   const reported = (b: Backend): number => {
     const r = env.state.report(b.id);
     if (!r || env.now() - r.at > maxAge) return env.state.weight(b);
-    if (r.weight !== undefined) return r.weight;
+    if (r.weight !== undefined) return r.weight * env.state.ramp(b.id);
     return (env.state.weight(b) * (r.percent ?? 100)) / 100;
   };
   return {

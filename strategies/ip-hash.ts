@@ -22,7 +22,11 @@ export const MAX_POINTS_PER_BACKEND = 16 * POINTS_PER_WEIGHT;
  * clients spread over the others while everybody else stays put.
  * Weights above 16 count as 16 here (see MAX_POINTS_PER_BACKEND).
  * The ring depends on ids and configured weights only: live weight changes
- * (agent reports, slow start) do not reshuffle clients. Options: none.
+ * (agent reports) do not reshuffle clients. Slow start hands a ramping
+ * backend a growing, fixed part of its clients: a client stays when its
+ * hash with the backend falls below the ramp factor, and otherwise falls
+ * through, so clients move once as the ramp rises, never back and forth.
+ * Options: none.
  * A pick without a client address starts at a random point.
  */
 export const create: StrategyFactory = (env) => {
@@ -35,6 +39,7 @@ export const create: StrategyFactory = (env) => {
       if (n === 0) return [];
       const key = ctx.clientAddress === undefined ? Math.floor(env.random() * 2 ** 32) : hash32(ctx.clientAddress);
       const out: Backend[] = [];
+      let ramping: Backend[] | undefined;
       const seen = new Uint8Array(list.length);
       let seenCount = 0;
       for (let k = 0, i = firstAtOrAfter(ring.points, key); k < n; k++, i = (i + 1) % n) {
@@ -44,11 +49,15 @@ export const create: StrategyFactory = (env) => {
         seenCount++;
         const b = list[owner]!;
         if (eligible(env, b)) {
-          out.push(b);
+          const ramp = env.state.ramp(b.id);
+          if (ramp >= 1 || mix32(key ^ fnv1a(b.id)) < ramp * 2 ** 32) out.push(b);
+          else (ramping ??= []).push(b);
           if (out.length >= ctx.limit) break;
         }
         if (seenCount === ring.members) break;
       }
+      // Ramping backends that let this client pass stay last-resort candidates.
+      for (const b of ramping ?? []) if (out.length < ctx.limit) out.push(b);
       return out;
     },
   };

@@ -24,8 +24,14 @@ export interface BackendStateView {
   usable(id: string): boolean;
   /** Open connections (TCP) or requests in flight (HTTP). */
   active(id: string): number;
-  /** Configured weight after overrides (and slow start, later); 0 means "send nothing". */
+  /** Configured weight after overrides and slow start; 0 means "send nothing". */
   weight(backend: Backend): number;
+  /**
+   * The slow-start factor, from 0.1 for a backend that just arrived or
+   * recovered up to 1 (not ramping). weight() already includes it; a strategy
+   * that weighs by something else (agent reports, ring points) applies it itself.
+   */
+  ramp(id: string): number;
   /**
    * Peak-EWMA latency in milliseconds, decayed toward 0 while no samples
    * arrive; undefined before the first sample.

@@ -1,8 +1,9 @@
 import type { Backend, Strategy, StrategyEnv } from '../../strategies/index.js';
 import type { Member, StrategyConfig } from '../config/schema.js';
+import { idlePercent } from '../health/orca.js';
 import { formatAddress } from '../config/address.js';
 import { buildBackendSet, sameBackendSet } from './backend-set.js';
-import { BackendStates } from './state.js';
+import { BackendStates, type StateSettings } from './state.js';
 
 /** Injectable sources of time and chance; defaults are Date.now and Math.random. */
 export interface BalancerClock {
@@ -23,6 +24,7 @@ export class ServiceBalancer {
   private readonly now: () => number;
   private readonly random: () => number;
   private listed = false;
+  private readonly agentPorts = new Map<string, number>();
 
   constructor(
     readonly name: string,
@@ -30,10 +32,12 @@ export class ServiceBalancer {
     /** Further candidates to try after the first fails. */
     public retries: number,
     clock: BalancerClock = {},
+    settings?: StateSettings,
   ) {
     this.now = clock.now ?? Date.now;
     this.random = clock.random ?? Math.random;
     this.states = new BackendStates(this.now);
+    if (settings) this.states.configure(settings);
     this.current = this.build(Object.freeze([]));
   }
 
@@ -57,13 +61,34 @@ export class ServiceBalancer {
    * nothing) when it equals the current snapshot.
    */
   update(members: readonly Member[]): boolean {
+    const first = !this.listed;
     this.listed = true;
-    for (const m of members) this.states.setRegistryDrain(formatAddress(m.host, m.port), m.drain === true);
+    this.agentPorts.clear();
+    for (const m of members) {
+      const id = formatAddress(m.host, m.port);
+      this.states.setRegistryDrain(id, m.drain === true);
+      if (m.agentPort !== undefined) this.agentPorts.set(id, m.agentPort);
+      // Registry load is utilization (0 idle, 1 saturated), as ORCA's: the idle share scales the weight.
+      if (m.load !== undefined) this.states.setReport(id, { percent: idlePercent(m.load) });
+    }
     const backends = buildBackendSet(members);
     if (sameBackendSet(backends, this.current.backends)) return false;
+    const before = new Set(this.current.backends.map((b) => b.id));
+    const after = new Set(backends.map((b) => b.id));
+    // Arrivals are marked before the swap, so a `startUnhealthy` member is never picked unchecked.
+    for (const id of after) if (!before.has(id)) {
+      this.states.setRemoved(id, false);
+      this.states.arrived(id, first);
+    }
+    this.states.setMembers(backends);
     this.current = this.build(backends);
-    this.states.retain(new Set(backends.map((b) => b.id)));
+    for (const id of before) if (!after.has(id)) this.states.setRemoved(id, true);
     return true;
+  }
+
+  /** A member's own agent port from the registry or config, if it gave one. */
+  agentPort(id: string): number | undefined {
+    return this.agentPorts.get(id);
   }
 
   /** Replaces the strategy (config reload); live state and rotation memory stay. */

@@ -13,6 +13,7 @@ import { ConfigInvalidError, ConfigUnreadableError } from '../errors.js';
 import { bindsOverlap, parseAddress, type Address } from './address.js';
 import { readListener, readMethods } from './listener.js';
 import { readServiceZooKeeper, readZooKeeper } from './zookeeper.js';
+import { positiveDuration, readAgent, readHealthCheck, readOutlier, readPercent } from './health.js';
 import { join, Reader, type MaybeNode } from './reader.js';
 import {
   DEFAULTS,
@@ -81,6 +82,9 @@ export async function parseConfig(text: string, path: string, shownAs = path): P
       if (draft?.config.zookeeper && !root.has('zookeeper')) {
         r.report(pair.key, join(path, 'zookeeper'), 'needs the top-level `zookeeper:` block (connect: host:port,...)');
       }
+      if (draft?.config.healthCheck?.shared && !root.has('zookeeper')) {
+        r.report(pair.key, join(path, 'healthCheck.shared'), 'shared checks elect their checker in ZooKeeper: they need the top-level `zookeeper:` block');
+      }
     }
   }
 
@@ -123,7 +127,20 @@ interface ServiceDraft {
 }
 
 function readService(r: Reader, name: string, node: MaybeNode, path: string): ServiceDraft | undefined {
-  const m = r.map(node, path, ['static', 'zookeeper', 'strategy', 'retries', 'timeouts', 'idempotentMethods', 'maxSockets']);
+  const m = r.map(node, path, [
+    'static',
+    'zookeeper',
+    'strategy',
+    'retries',
+    'timeouts',
+    'idempotentMethods',
+    'maxSockets',
+    'healthCheck',
+    'outlier',
+    'agent',
+    'slowStart',
+    'panicThreshold',
+  ]);
   if (!m) return undefined;
   let members: Member[] = [];
   let zookeeper: ServiceZooKeeperConfig | undefined;
@@ -140,7 +157,7 @@ function readService(r: Reader, name: string, node: MaybeNode, path: string): Se
     const tp = join(path, 'timeouts');
     const tm = r.map(timeoutsPair.value, tp, ['connect', 'idle', 'keepAlive']);
     if (tm) {
-      const read = (key: keyof typeof t) => optional(tm.get(key)?.value, t[key], (n) => positive(r, n, join(tp, key))) ?? t[key];
+      const read = (key: keyof typeof t) => optional(tm.get(key)?.value, t[key], (n) => positiveDuration(r, n, join(tp, key))) ?? t[key];
       timeouts = { connect: read('connect'), idle: read('idle'), keepAlive: read('keepAlive') };
     }
   }
@@ -148,6 +165,14 @@ function readService(r: Reader, name: string, node: MaybeNode, path: string): Se
     ? readMethods(r, m.get('idempotentMethods')!.value, join(path, 'idempotentMethods'))
     : DEFAULTS.service.idempotentMethods;
   const maxSockets = optional(m.get('maxSockets')?.value, DEFAULTS.service.maxSockets, (n) => r.integer(n, join(path, 'maxSockets'), 1, 100_000));
+  const healthCheck = m.has('healthCheck') ? readHealthCheck(r, m.get('healthCheck')!.value, join(path, 'healthCheck')) : undefined;
+  const outlier = m.has('outlier') ? readOutlier(r, m.get('outlier')!.value, join(path, 'outlier')) : undefined;
+  const agent = m.has('agent') ? readAgent(r, m.get('agent')!.value, join(path, 'agent')) : undefined;
+  if (agent && agent.port === undefined && staticPair && members.some((x) => x.agentPort === undefined)) {
+    r.report(m.get('agent')!.key, join(path, 'agent.port'), 'required unless every static member sets its own agentPort');
+  }
+  const slowStart = optional(m.get('slowStart')?.value, DEFAULTS.service.slowStart, (n) => r.duration(n, join(path, 'slowStart')));
+  const panicThreshold = optional(m.get('panicThreshold')?.value, DEFAULTS.service.panicThreshold, (n) => readPercent(r, n, join(path, 'panicThreshold')));
   return {
     config: {
       name,
@@ -157,6 +182,11 @@ function readService(r: Reader, name: string, node: MaybeNode, path: string): Se
       timeouts,
       idempotentMethods,
       maxSockets: maxSockets ?? DEFAULTS.service.maxSockets,
+      slowStart: slowStart ?? DEFAULTS.service.slowStart,
+      panicThreshold: panicThreshold ?? DEFAULTS.service.panicThreshold,
+      ...(healthCheck ? { healthCheck } : {}),
+      ...(outlier ? { outlier } : {}),
+      ...(agent ? { agent } : {}),
     },
     strategyNode: m.get('strategy')?.value,
   };
@@ -173,8 +203,9 @@ function readMembers(r: Reader, node: MaybeNode, path: string): Member[] {
     let weight = DEFAULTS.member.weight;
     let zone: string | undefined;
     let meta: Record<string, string> | undefined;
+    let agentPort: number | undefined;
     if (isMap(resolved)) {
-      const m = r.map(resolved, p, ['address', 'weight', 'zone', 'meta']);
+      const m = r.map(resolved, p, ['address', 'weight', 'zone', 'meta', 'agentPort']);
       if (!m) return;
       addressNode = m.get('address')?.value;
       if (!m.has('address')) {
@@ -184,6 +215,7 @@ function readMembers(r: Reader, node: MaybeNode, path: string): Member[] {
       weight = optional(m.get('weight')?.value, weight, (n) => r.integer(n, join(p, 'weight'), 0, 1000)) ?? weight;
       if (m.has('zone')) zone = r.string(m.get('zone')?.value, join(p, 'zone'));
       if (m.has('meta')) meta = readMeta(r, m.get('meta')?.value, join(p, 'meta'));
+      if (m.has('agentPort')) agentPort = r.integer(m.get('agentPort')?.value, join(p, 'agentPort'), 1, 65535);
     }
     const text = r.string(addressNode, isMap(resolved) ? join(p, 'address') : p);
     if (text === undefined) return;
@@ -192,7 +224,14 @@ function readMembers(r: Reader, node: MaybeNode, path: string): Member[] {
     const dup = seen.get(address.id);
     if (dup) return r.report(addressNode, p, `${address.id} is already listed at ${dup}`);
     seen.set(address.id, p);
-    out.push({ host: address.host, port: address.port, weight, ...(zone ? { zone } : {}), ...(meta ? { meta } : {}) });
+    out.push({
+      host: address.host,
+      port: address.port,
+      weight,
+      ...(zone ? { zone } : {}),
+      ...(meta ? { meta } : {}),
+      ...(agentPort !== undefined ? { agentPort } : {}),
+    });
   });
   return out;
 }
@@ -294,6 +333,7 @@ function trialEnv(options: Record<string, unknown>): StrategyEnv {
       usable: () => true,
       active: () => 0,
       weight: (b) => b.weight,
+      ramp: () => 1,
       latency: () => undefined,
       report: () => undefined,
     },
@@ -307,13 +347,4 @@ function trialEnv(options: Record<string, unknown>): StrategyEnv {
 /** Reads an optional key with `read`, or returns `fallback` when it is absent. */
 function optional<T>(node: MaybeNode | undefined, fallback: T, read: (n: MaybeNode) => T | undefined): T | undefined {
   return node === undefined ? fallback : read(node);
-}
-
-function positive(r: Reader, node: MaybeNode, path: string): number | undefined {
-  const ms = r.duration(node, path);
-  if (ms === 0) {
-    r.report(node, path, 'must be longer than 0');
-    return undefined;
-  }
-  return ms;
 }

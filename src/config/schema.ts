@@ -16,6 +16,21 @@ export const DEFAULTS = {
     timeouts: { connect: 5_000, idle: 300_000, keepAlive: 4_000 },
     idempotentMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
     maxSockets: 256,
+    slowStart: 0,
+    panicThreshold: 0,
+    healthCheck: {
+      type: 'tcp' as 'tcp' | 'http',
+      path: '/',
+      expect: [[200, 399]] as ReadonlyArray<readonly [number, number]>,
+      interval: 2_000,
+      timeout: 1_000,
+      rise: 2,
+      fall: 3,
+      startUnhealthy: false,
+      shared: false,
+    },
+    outlier: { consecutiveFailures: 5, baseEjection: 30_000, maxEjection: 300_000, maxEjectedPercent: 50 },
+    agent: { interval: 2_000, timeout: 1_000, send: '' },
   },
   member: { weight: 1 },
   listener: {
@@ -35,6 +50,50 @@ export interface Member {
   readonly meta?: Readonly<Record<string, string>>;
   /** Set by the registry: keep open connections, take no new ones. */
   readonly drain?: boolean;
+  /** This member's agent-check port, overriding the service's `agent.port`. */
+  readonly agentPort?: number;
+  /** Utilization 0-1 the member reported in its registry data (`drover register --report-load`). */
+  readonly load?: number;
+}
+
+/**
+ * A service's `healthCheck:` block: active probes of every member. Durations
+ * in milliseconds; `expect` is a list of inclusive status ranges (http only).
+ */
+export interface HealthCheckConfig {
+  readonly type: 'tcp' | 'http';
+  readonly path: string;
+  readonly expect: ReadonlyArray<readonly [number, number]>;
+  /** The Host header; default the member's `host:port`. */
+  readonly host?: string;
+  readonly interval: number;
+  readonly timeout: number;
+  readonly rise: number;
+  readonly fall: number;
+  /** New members start down until they pass `rise` checks. */
+  readonly startUnhealthy: boolean;
+  /** One Drover per service checks (elected in ZooKeeper) and the others apply its results. */
+  readonly shared: boolean;
+}
+
+/** A service's `outlier:` block: passive ejection on consecutive failures. */
+export interface OutlierConfig {
+  readonly consecutiveFailures: number;
+  /** The first ejection's length; the n-th lasts n times as long, up to maxEjection. */
+  readonly baseEjection: number;
+  readonly maxEjection: number;
+  /** Never eject when more than this share of members would be ejected. */
+  readonly maxEjectedPercent: number;
+}
+
+/** A service's `agent:` block: HAProxy's agent-check protocol. */
+export interface AgentConfig {
+  /** Default port; a member's `agentPort` overrides it. */
+  readonly port?: number;
+  readonly interval: number;
+  readonly timeout: number;
+  /** Sent to the agent after connecting (HAProxy's agent-send), `\n` added when missing; empty sends nothing. */
+  readonly send: string;
 }
 
 /** A resolved `strategy:`: the factory, its options, and a label for logs. */
@@ -75,6 +134,13 @@ export interface ServiceConfig {
   readonly idempotentMethods: readonly string[];
   /** HTTP: at most this many upstream connections per backend. */
   readonly maxSockets: number;
+  /** Ramp a new or recovered member's weight from 10% to 100% over this long; 0 is off. */
+  readonly slowStart: number;
+  /** Percent 0-100: with fewer healthy members than this share, route to all of them (Envoy's panic mode); 0 is off. */
+  readonly panicThreshold: number;
+  readonly healthCheck?: HealthCheckConfig;
+  readonly outlier?: OutlierConfig;
+  readonly agent?: AgentConfig;
 }
 
 export type ProxyProtocol = 'off' | 'v1' | 'v2';

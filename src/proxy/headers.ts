@@ -107,7 +107,9 @@ export function forwardedHeaders(
   return out;
 }
 
-/** Response headers for the client: hop-by-hop removed. */
+/** Response headers for the client: hop-by-hop removed, and the backend's load report (meant for Drover, as in Envoy). */
 export function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
-  return withoutHopByHop(headers);
+  const out = withoutHopByHop(headers);
+  delete out['endpoint-load-metrics'];
+  return out;
 }

@@ -2,21 +2,16 @@ import { Agent, createServer, type IncomingMessage, type Server, type ServerResp
 import type { AddressInfo, Socket } from 'node:net';
 import httpProxy from 'http-proxy';
 import type { Backend } from '../../strategies/index.js';
-import type { ServiceBalancer } from '../balancer/balancer.js';
 import { formatAddress } from '../config/address.js';
-import type { HttpListenerConfig, ServiceConfig } from '../config/schema.js';
+import type { HttpListenerConfig } from '../config/schema.js';
+import { idlePercent, ORCA_HEADER, parseOrca } from '../health/orca.js';
 import type { Logger } from '../log.js';
 import { readBody, type Body } from './body.js';
 import { forwardedHeaders, responseHeaders, TrustedProxies } from './headers.js';
-import { listenOn, type Listener } from './listener.js';
+import { listenOn, type Listener, type ServiceEntry } from './listener.js';
 import { matchRoute } from './routes.js';
 
 /** A service as the HTTP listener needs it. */
-export interface HttpService {
-  readonly config: ServiceConfig;
-  readonly balancer: ServiceBalancer;
-}
-
 /** Request bodies up to this size are held in memory so an idempotent request can be retried. */
 export const RETRY_BODY_LIMIT = 64 * 1024;
 
@@ -52,26 +47,19 @@ export class HttpListener implements Listener {
   private readonly handshakes = new WeakMap<Socket, NodeJS.Timeout>();
   /** Client sockets whose upgrade the backend accepted (101 sent on). */
   private readonly upgraded = new WeakSet<Socket>();
-  private readonly trust: TrustedProxies;
+  private trust: TrustedProxies;
   private draining: Promise<void> | undefined;
 
   constructor(
-    readonly config: HttpListenerConfig,
-    private readonly services: ReadonlyMap<string, HttpService>,
+    public config: HttpListenerConfig,
+    private readonly services: ReadonlyMap<string, ServiceEntry>,
     private readonly log: Logger,
   ) {
-    this.trust = new TrustedProxies(config.trustForwardedFor);
-    const { timeouts } = config;
-    this.server = createServer({ noDelay: true, requestTimeout: 0, headersTimeout: timeouts.headers, connectionsCheckingInterval: Math.min(1000, timeouts.headers) });
-    this.server.keepAliveTimeout = timeouts.idle;
+    this.server = createServer({ noDelay: true, requestTimeout: 0, headersTimeout: config.timeouts.headers, connectionsCheckingInterval: Math.min(1000, config.timeouts.headers) });
     // Node keeps only the first 2000 headers by default: a Content-Length past
     // the cut would be invisible here. maxHeaderSize (16 KB) still bounds them.
     this.server.maxHeadersCount = 0;
-    // Inactivity on a client socket at any point (a body that stops arriving,
-    // a client that stops reading) closes it; without this, requestTimeout: 0
-    // would let a stalled upload hold a connection forever.
-    this.server.timeout = timeouts.idle;
-    this.server.maxConnections = config.maxConnections;
+    this.trust = this.apply(config);
     this.server.on('connection', (s: Socket) => {
       this.sockets.add(s);
       s.on('close', () => this.sockets.delete(s));
@@ -132,6 +120,24 @@ export class HttpListener implements Listener {
 
   get connections(): number {
     return this.sockets.size;
+  }
+
+  reconfigure(config: HttpListenerConfig): void {
+    this.config = config;
+    this.trust = this.apply(config);
+  }
+
+  /** Sets what a reload may change on the server; returns the trusted proxies. */
+  private apply(config: HttpListenerConfig): TrustedProxies {
+    const { timeouts } = config;
+    this.server.headersTimeout = timeouts.headers;
+    this.server.keepAliveTimeout = timeouts.idle;
+    // Inactivity on a client socket at any point (a body that stops arriving,
+    // a client that stops reading) closes it; without this, requestTimeout: 0
+    // would let a stalled upload hold a connection forever.
+    this.server.timeout = timeouts.idle;
+    this.server.maxConnections = config.maxConnections;
+    return new TrustedProxies(config.trustForwardedFor);
   }
 
   get address(): string {
@@ -224,7 +230,7 @@ export class HttpListener implements Listener {
     req: IncomingMessage,
     res: ServerResponse,
     backend: Backend,
-    service: HttpService,
+    service: ServiceEntry,
     body: Exclude<Body, { kind: 'gone' }>,
     framing: Framing,
     replayable: boolean,
@@ -232,9 +238,14 @@ export class HttpListener implements Listener {
     const states = service.balancer.states;
     const started = performance.now();
     const connectTimeout = this.config.timeouts.connect ?? service.config.timeouts.connect;
-    states.acquire(backend.id);
     return new Promise<Outcome>((resolve) => {
       let proxyReq: import('node:http').ClientRequest | undefined;
+      // A drain deadline on this backend ends the request.
+      const close = () => {
+        proxyReq?.destroy();
+        res.destroy();
+      };
+      states.acquire(backend.id, close);
       let connected = false;
       let responded = false;
       let timedOut = false;
@@ -242,7 +253,7 @@ export class HttpListener implements Listener {
       let released = false;
       let connectTimer: NodeJS.Timeout | undefined;
       const release = () => {
-        if (!released) states.release(backend.id);
+        if (!released) states.release(backend.id, close);
         released = true;
       };
       const settle = (outcome: Outcome) => {
@@ -267,6 +278,7 @@ export class HttpListener implements Listener {
       const onResponseTimeout = () => {
         timedOut = true;
         states.sample(backend.id, this.config.timeouts.response);
+        states.outcome(backend.id, false);
         settle('timeout');
       };
       let responseTimer = setTimeout(onResponseTimeout, this.config.timeouts.response);
@@ -307,6 +319,13 @@ export class HttpListener implements Listener {
           if (settled) return;
           states.sample(backend.id, performance.now() - started);
           const status = proxyRes.statusCode ?? 0;
+          states.outcome(backend.id, status >= 200 && status < 500);
+          const orca = proxyRes.headers[ORCA_HEADER];
+          if (typeof orca === 'string') {
+            const load = parseOrca(orca);
+            if (load instanceof Error) this.log.debug('ignored load report', { backend: backend.id, error: load });
+            else states.setReport(backend.id, { percent: idlePercent(load) });
+          }
           try {
             if (status < 200 || status > 999) throw new Error(`invalid status ${status}`);
             if (this.draining) res.shouldKeepAlive = false;
@@ -340,6 +359,7 @@ export class HttpListener implements Listener {
         this.log.debug('backend request failed', { listener: this.config.name, backend: backend.id, error: err });
         // A failure counts as the slowest answer, so response-time backs off from it.
         states.sample(backend.id, Math.max(performance.now() - started, connectTimeout));
+        if (!timedOut && !responded) states.outcome(backend.id, false);
         if (timedOut) settle('timeout');
         else if (!connected || (!responded && replayable)) settle('retry');
         else settle('bad-gateway');
@@ -363,8 +383,9 @@ export class HttpListener implements Listener {
     if (!backend) return rawResponse(socket, 503, 'DROVER_NO_BACKEND', `service ${route.service}: no usable backend`);
     req.headers = forwardedHeaders(req.headers, peer, this.trust.has(peer), true) as IncomingMessage['headers'];
     const states = service.balancer.states;
-    states.acquire(backend.id);
-    socket.once('close', () => states.release(backend.id));
+    const close = () => socket.destroy();
+    states.acquire(backend.id, close);
+    socket.once('close', () => states.release(backend.id, close));
     const handshake = setTimeout(() => socket.destroy(), this.config.timeouts.response);
     this.handshakes.set(socket, handshake);
     socket.once('close', () => clearTimeout(handshake));
@@ -379,7 +400,7 @@ export class HttpListener implements Listener {
     }
   }
 
-  private agent(backend: Backend, service: HttpService): Agent {
+  private agent(backend: Backend, service: ServiceEntry): Agent {
     let agent = this.agents.get(backend.id);
     if (!agent) {
       agent = new Agent({

@@ -1,5 +1,6 @@
 import type { AddressInfo, Server } from 'node:net';
-import type { ListenerConfig } from '../config/schema.js';
+import type { ServiceBalancer } from '../balancer/balancer.js';
+import type { ListenerConfig, ServiceConfig } from '../config/schema.js';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
 
@@ -10,6 +11,12 @@ import type { Logger } from '../log.js';
  */
 export interface Listener {
   readonly config: ListenerConfig;
+  /**
+   * Takes a reloaded config for the same bind and mode: routes, timeouts,
+   * limits and the service apply to new connections and requests; open ones
+   * keep what they started with.
+   */
+  reconfigure(config: ListenerConfig): void;
   /** Open client connections (keep-alive and upgraded ones included). */
   readonly connections: number;
   /** The bound address as `host:port` (the real port when bound to port 0). */
@@ -20,6 +27,15 @@ export interface Listener {
   drain(timeoutMs: number): Promise<void>;
   /** Closes every connection now. */
   destroyAll(): void;
+}
+
+/**
+ * A service as listeners see it. Drover replaces entries on reload, so
+ * listeners look a service up per connection or request, never keep it.
+ */
+export interface ServiceEntry {
+  readonly config: ServiceConfig;
+  readonly balancer: ServiceBalancer;
 }
 
 /**

@@ -1,12 +1,11 @@
 import { connect, createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import type { Backend } from '../../strategies/index.js';
-import type { ServiceBalancer } from '../balancer/balancer.js';
 import { formatAddress } from '../config/address.js';
 import type { ServiceConfig, TcpListenerConfig } from '../config/schema.js';
 import { NoBackendError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
-import { listenOn, type Listener } from './listener.js';
+import { listenOn, type Listener, type ServiceEntry } from './listener.js';
 import { proxyHeader } from './proxy-protocol.js';
 
 /**
@@ -29,9 +28,8 @@ export class TcpListener implements Listener {
   private closed: Promise<void> | undefined;
 
   constructor(
-    readonly config: TcpListenerConfig,
-    private readonly service: ServiceConfig,
-    private readonly balancer: ServiceBalancer,
+    public config: TcpListenerConfig,
+    private readonly services: ReadonlyMap<string, ServiceEntry>,
     private readonly log: Logger,
   ) {
     this.server = createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: true }, (client) =>
@@ -45,6 +43,11 @@ export class TcpListener implements Listener {
         client: info?.remoteAddress,
       });
     });
+  }
+
+  reconfigure(config: TcpListenerConfig): void {
+    this.config = config;
+    this.server.maxConnections = config.maxConnections;
   }
 
   /** Open client connections. */
@@ -98,37 +101,44 @@ export class TcpListener implements Listener {
     // An error before piping (reset while we connect) must not crash the process.
     client.on('error', () => client.destroy());
     const clientAddress = client.remoteAddress;
-    const candidates = this.balancer.candidates(clientAddress);
+    const service = this.services.get(this.config.service)!;
+    const candidates = service.balancer.candidates(clientAddress);
     if (candidates.length === 0) {
-      this.log.debug('no usable backend', { listener: this.config.name, error: new NoBackendError(this.balancer.name) });
+      this.log.debug('no usable backend', { listener: this.config.name, error: new NoBackendError(service.balancer.name) });
       client.destroy();
       return;
     }
-    this.tryConnect(client, candidates, 0);
+    this.tryConnect(client, service, candidates, 0);
   }
 
-  private tryConnect(client: Socket, candidates: Backend[], index: number, lastError?: Error): void {
+  private tryConnect(client: Socket, service: ServiceEntry, candidates: Backend[], index: number, lastError?: Error): void {
     if (client.destroyed) return;
     const backend = candidates[index];
+    const { balancer, config: serviceConfig } = service;
     if (!backend) {
-      const err = new UpstreamError(this.balancer.name, index, lastError);
-      this.log.warn('all backends failed', { listener: this.config.name, service: this.balancer.name, error: err });
+      const err = new UpstreamError(balancer.name, index, lastError);
+      this.log.warn('all backends failed', { listener: this.config.name, service: balancer.name, error: err });
       client.destroy();
       return;
     }
-    const states = this.balancer.states;
-    states.acquire(backend.id);
+    const states = balancer.states;
     const started = performance.now();
     const upstream = connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true });
+    // A drain deadline on this backend ends the connection, both sides.
+    const close = () => {
+      upstream.destroy();
+      client.destroy();
+    };
+    states.acquire(backend.id, close);
     let released = false;
     const release = () => {
-      if (!released) states.release(backend.id);
+      if (!released) states.release(backend.id, close);
       released = true;
     };
     upstream.on('close', release);
     const timer = setTimeout(
-      () => upstream.destroy(new Error(`connect timeout after ${this.service.timeouts.connect}ms`)),
-      this.service.timeouts.connect,
+      () => upstream.destroy(new Error(`connect timeout after ${serviceConfig.timeouts.connect}ms`)),
+      serviceConfig.timeouts.connect,
     );
     const abandon = () => {
       clearTimeout(timer);
@@ -141,9 +151,10 @@ export class TcpListener implements Listener {
       upstream.destroy();
       // A failed connect counts as the slowest possible one: otherwise a dead
       // backend, never sampled, would decay to "fastest" for response-time.
-      states.sample(backend.id, this.service.timeouts.connect);
+      states.sample(backend.id, serviceConfig.timeouts.connect);
+      states.outcome(backend.id, false);
       this.log.debug('backend connect failed', { listener: this.config.name, backend: backend.id, error: err });
-      this.tryConnect(client, candidates, index + 1, err);
+      this.tryConnect(client, service, candidates, index + 1, err);
     };
     upstream.once('error', onConnectError);
     upstream.once('connect', () => {
@@ -151,11 +162,12 @@ export class TcpListener implements Listener {
       upstream.off('error', onConnectError);
       client.off('close', abandon);
       states.sample(backend.id, performance.now() - started);
-      this.pipe(client, upstream, backend);
+      states.outcome(backend.id, true);
+      this.pipe(client, upstream, backend, serviceConfig);
     });
   }
 
-  private pipe(client: Socket, upstream: Socket, backend: Backend): void {
+  private pipe(client: Socket, upstream: Socket, backend: Backend, serviceConfig: ServiceConfig): void {
     if (client.destroyed) {
       upstream.destroy();
       return;
@@ -171,7 +183,7 @@ export class TcpListener implements Listener {
     // close after both FINs needs nothing, and must not cut buffered bytes.
     client.on('close', (hadError) => hadError && upstream.destroy());
     upstream.on('close', (hadError) => hadError && client.destroy());
-    const idle = this.service.timeouts.idle;
+    const idle = serviceConfig.timeouts.idle;
     const onIdle = () => {
       this.log.debug('idle timeout', { listener: this.config.name, backend: backend.id });
       fail();

@@ -30,7 +30,7 @@ function env(options: Readonly<Record<string, unknown>>): StrategyEnv {
   ];
   return {
     backends,
-    state: { usable: () => true, active: () => 0, weight: (b) => b.weight, latency: () => undefined, report: () => undefined },
+    state: { usable: () => true, active: () => 0, weight: (b) => b.weight, ramp: () => 1, latency: () => undefined, report: () => undefined },
     options,
     random: () => 0,
     now: () => 0,
