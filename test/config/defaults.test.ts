@@ -51,6 +51,8 @@ describe('defaults', () => {
               timeouts: { connect: 5_000, idle: 300_000, keepAlive: 4_000 },
               idempotentMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
               maxSockets: 256,
+              slowStart: 0,
+              panicThreshold: 0,
             },
           ],
         ],
@@ -79,6 +81,21 @@ describe('defaults', () => {
         timeouts: { connect: 5_000, idle: 300_000, keepAlive: 4_000 },
         idempotentMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
         maxSockets: 256,
+        slowStart: 0,
+        panicThreshold: 0,
+        healthCheck: {
+          type: 'tcp',
+          path: '/',
+          expect: [[200, 399]],
+          interval: 2_000,
+          timeout: 1_000,
+          rise: 2,
+          fall: 3,
+          startUnhealthy: false,
+          shared: false,
+        },
+        outlier: { consecutiveFailures: 5, baseEjection: 30_000, maxEjection: 300_000, maxEjectedPercent: 50 },
+        agent: { interval: 2_000, timeout: 1_000, send: '' },
       },
       member: { weight: 1 },
       listener: {
@@ -207,5 +224,13 @@ describe('reference configs', () => {
     assert.deepEqual(http.trustForwardedFor, []);
     assert.deepEqual(web.idempotentMethods, DEFAULTS.service.idempotentMethods);
     assert.equal(web.maxSockets, DEFAULTS.service.maxSockets);
+    assert.equal(web.slowStart, DEFAULTS.service.slowStart);
+    assert.equal(web.panicThreshold, DEFAULTS.service.panicThreshold);
+    // The check blocks are examples (giving one turns it on), but every key in them is a default.
+    const { host, ...healthCheck } = web.healthCheck!;
+    assert.equal(host, 'web.internal');
+    assert.deepEqual(healthCheck, { ...DEFAULTS.service.healthCheck, type: 'http', path: '/healthz' });
+    assert.deepEqual(web.outlier, DEFAULTS.service.outlier);
+    assert.deepEqual(web.agent, { ...DEFAULTS.service.agent, port: 9777 });
   });
 });
