@@ -181,6 +181,18 @@ function summary(config: DroverConfig): string {
         ? `    zookeeper ${s.zookeeper.path} (format ${s.zookeeper.format}${s.zookeeper.endpoint ? `, endpoint ${s.zookeeper.endpoint}` : ''})`
         : `    static (${members.length}): ${members.join(', ') || 'none'}`,
     );
+    const hc = s.healthCheck;
+    if (hc) {
+      const what = hc.type === 'http' ? `http GET ${hc.path}` : 'tcp';
+      lines.push(`    health ${what} every ${ms(hc.interval)}, rise ${hc.rise} fall ${hc.fall}${hc.shared ? ', shared' : ''}${hc.startUnhealthy ? ', start unhealthy' : ''}`);
+    }
+    const extras = [
+      s.outlier ? `outlier ${s.outlier.consecutiveFailures} failures, ejection ${ms(s.outlier.baseEjection)}` : '',
+      s.agent ? `agent port ${s.agent.port ?? 'per member'} every ${ms(s.agent.interval)}` : '',
+      s.slowStart ? `slow start ${ms(s.slowStart)}` : '',
+      s.panicThreshold ? `panic below ${s.panicThreshold}%` : '',
+    ].filter(Boolean);
+    if (extras.length) lines.push(`    ${extras.join(', ')}`);
   }
   if (config.zookeeper) lines.push('', `zookeeper ${config.zookeeper.connect}, session timeout ${ms(config.zookeeper.sessionTimeout)}${config.zookeeper.auth.length ? `, ${config.zookeeper.auth.length} auth` : ''}`);
   lines.push('', `drainTimeout ${ms(config.drainTimeout)}, logLevel ${config.logLevel}`, '');

@@ -146,6 +146,8 @@ describe('drover command line', () => {
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, /^\s+pg\s+tcp\s+127\.0\.0\.1:6432 -> db/m);
       assert.match(r.stdout, /strategy weighted-round-robin/);
+      assert.match(r.stdout, /^\s+health http GET \/healthz every 2s, rise 2 fall 3$/m);
+      assert.match(r.stdout, /^\s+outlier 5 failures, ejection 30s, agent port 9777 every 2s$/m);
     });
 
     it('prints every problem of a bad config as file:line:column on stderr, exits 1 and binds nothing', async () => {
