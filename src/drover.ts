@@ -122,7 +122,8 @@ export class Drover {
     this.log.info('stopping', { connections: open, drainTimeout });
     await drained;
     await Promise.all(this.leaving);
-    await Promise.all([...this.runtimes.keys()].map((name) => this.removeService(name)));
+    // Balancers stay readable after a stop (final counts); only their feeds stop.
+    await Promise.all([...this.runtimes.values()].map((r) => stopFeeds(r)));
     this.zookeeper?.close();
     this.log.info('stopped');
   }
@@ -219,7 +220,8 @@ export class Drover {
     const was = runtime.config;
     balancer.retries = s.retries;
     balancer.states.configure(settings(s, this.config));
-    if (!isDeepStrictEqual(was.strategy.options, s.strategy.options) || was.strategy.label !== s.strategy.label) {
+    const { strategy } = s;
+    if (was.strategy.factory !== strategy.factory || was.strategy.label !== strategy.label || !isDeepStrictEqual(was.strategy.options, strategy.options)) {
       balancer.setStrategy(s.strategy);
       this.log.info('service strategy changed', { service: s.name, from: was.strategy.label, to: s.strategy.label });
     }
@@ -241,9 +243,7 @@ export class Drover {
     this.runtimes.delete(name);
     // Entries and balancers stay while a draining listener may still use them.
     this.services.delete(name);
-    await runtime.health.stop();
-    await runtime.source.stop();
-    runtime.balancer.states.close();
+    await stopFeeds(runtime);
   }
 
   private sourceFor(s: ServiceConfig): MemberSource {
@@ -295,4 +295,11 @@ function settings(s: ServiceConfig, config: DroverConfig): StateSettings {
     startDown: s.healthCheck?.startUnhealthy ?? false,
     ...(s.outlier ? { outlier: s.outlier } : {}),
   };
+}
+
+/** Stops what feeds a service's balancer: its checks, its discovery and its drain timers. */
+async function stopFeeds(runtime: ServiceRuntime): Promise<void> {
+  await runtime.health.stop();
+  await runtime.source.stop();
+  runtime.balancer.states.close();
 }

@@ -101,7 +101,7 @@ export class BackendStates implements BackendStateView {
     if (!s) return true;
     if (s.drains.size > 0) return false;
     if (s.maxConn !== undefined && s.active >= s.maxConn) return false;
-    return this.inPanic() || this.healthy(s);
+    return this.healthy(s) || this.inPanic();
   }
 
   active(id: string): number {
@@ -318,7 +318,8 @@ export class BackendStates implements BackendStateView {
   }
 
   private healthy(s: Live): boolean {
-    return !s.down && !s.agentDown && s.ejectedUntil <= this.now();
+    // Reads the clock only for a backend that was ever ejected: this runs per backend per pick.
+    return !s.down && !s.agentDown && (s.ejectedUntil === 0 || s.ejectedUntil <= this.now());
   }
 
   private rampOf(s: Live): number {
