@@ -6,13 +6,18 @@ import type { DroverConfig, RouteMatch } from './config/schema.js';
 import { Drover } from './drover.js';
 import { ConfigInvalidError, DroverError, formatProblem, UsageError } from './errors.js';
 import { Logger } from './log.js';
+import { AGENT_HELP, parseAgentArgs, runAgent } from './health/agent-server.js';
 import { parseRegisterArgs, REGISTER_HELP, runRegister } from './registry/command.js';
 
 const HELP = `Usage: drover [start] --config FILE     run the proxy
        drover check --config FILE       validate FILE and summarise it
        drover register --zookeeper CONNECT --path ZNODE --address HOST:PORT
               [--weight N] [--format F] [--check URL] [--interval D]
+              [--report-load [--load-interval D]]
                                         keep HOST:PORT registered in ZooKeeper
+       drover agent --listen HOST:PORT [--weight N]
+                                        answer HAProxy agent checks with this
+                                        host's spare capacity (N%)
        drover --help | --version
 
 Options:
@@ -22,14 +27,18 @@ Options:
 
 ${REGISTER_HELP}
 
+${AGENT_HELP}
+
 Signals: SIGTERM or SIGINT stops accepting, lets open connections finish for
 up to drainTimeout, then exits 0; a second signal closes them at once.
 SIGHUP re-reads the config: an invalid one is logged and the old one kept.
-drover register removes its znode on SIGTERM or SIGINT, then exits 0.`;
+drover register removes its znode on SIGTERM or SIGINT, then exits 0; so
+does drover agent after closing its port.`;
 
 /** Runs the `drover` command with `argv` (without node and script); resolves to the exit code. */
 async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'register') return registerCommand(argv.slice(1));
+  if (argv[0] === 'agent') return agentCommand(argv.slice(1));
   let args;
   try {
     args = parseArgs({
@@ -94,6 +103,21 @@ async function registerCommand(argv: string[]): Promise<number> {
     return 0;
   }
   return runRegister(command);
+}
+
+async function agentCommand(argv: string[]): Promise<number> {
+  let command;
+  try {
+    command = parseAgentArgs(argv);
+  } catch (err) {
+    if (err instanceof UsageError) return usage(err.message);
+    throw err;
+  }
+  if (command === 'help') {
+    process.stdout.write(HELP + '\n');
+    return 0;
+  }
+  return runAgent(command);
 }
 
 async function run(config: DroverConfig): Promise<number> {

@@ -10,7 +10,8 @@
  *   `"weight": null` when none is configured).
  * - Ports and weights are JSON whole numbers or strings of decimal digits
  *   (`"8080"`); anything else (fractions, signs, spaces, booleans, Infinity
- *   from `1e400`) is unreadable.
+ *   from `1e400`) is unreadable. Drover's `load` (utilization 0-1) is a JSON
+ *   number or a string of digits with an optional fraction (`"0.75"`).
  * - Metadata (Drover `meta`, Nerve `labels` and `name`, Curator `id` and
  *   `name`, Finagle `shard`) may be strings, finite numbers or booleans,
  *   stored as text as the config file does; objects and arrays are
@@ -32,6 +33,8 @@ export type ZnodeFormat = (typeof ZNODE_FORMATS)[number];
  * A member read from a registry. `drain: true` (only Drover's own format can
  * carry it) asks the balancer to send the member no new traffic; the key is
  * absent otherwise, never `false`, so drained-or-not compares by presence.
+ * Drover's format can also carry the member's own `agentPort` and its `load`
+ * (utilization 0-1, as `drover register --report-load` writes it).
  */
 export type RegistryMember = Member & { readonly drain?: boolean };
 
@@ -75,9 +78,9 @@ export class MemberFormatError extends DroverError {
  *
  * `auto`: text not starting with `{` is plain `host:port`; a JSON object with
  * `serviceEndpoint` is Finagle; with `address` and `port` or `sslPort`,
- * Curator; with `host` and `port`, Drover when it has `zone`, `meta` or
- * `drain`, Nerve when it has `name` or `labels`, else Drover (the two read
- * `host`, `port` and `weight` alike).
+ * Curator; with `host` and `port`, Drover when it has `zone`, `meta`,
+ * `drain`, `agentPort` or `load`, Nerve when it has `name` or `labels`, else
+ * Drover (the two read `host`, `port` and `weight` alike).
  */
 export function parseMember(data: Buffer | null, options: ParseMemberOptions): RegistryMember | null {
   const requested = options.format;
@@ -141,7 +144,7 @@ function detect(o: JsonObject): ZnodeFormat {
   if (has(o, 'serviceEndpoint')) return 'finagle';
   if (has(o, 'address') && (has(o, 'port') || has(o, 'sslPort'))) return 'curator';
   if (has(o, 'host') && has(o, 'port')) {
-    if (has(o, 'zone') || has(o, 'meta') || has(o, 'drain')) return 'drover';
+    if (['zone', 'meta', 'drain', 'agentPort', 'load'].some((k) => has(o, k))) return 'drover';
     if (has(o, 'name') || has(o, 'labels')) return 'nerve';
     return 'drover';
   }
@@ -177,6 +180,9 @@ function readDrover(o: JsonObject): RegistryMember {
   if (drain !== undefined && drain !== null && typeof drain !== 'boolean') {
     throw new Unreadable(`drain must be true or false, got ${preview(drain)}`);
   }
+  const agentPortValue = get(o, 'agentPort');
+  const agentPort = agentPortValue === undefined || agentPortValue === null ? undefined : readPort(agentPortValue, 'agentPort');
+  const load = readLoad(get(o, 'load'));
   return {
     host,
     port,
@@ -185,7 +191,17 @@ function readDrover(o: JsonObject): RegistryMember {
     ...(zone ? { zone } : {}),
     ...(meta ? { meta } : {}),
     ...(drain === true ? { drain } : {}),
+    ...(agentPort !== undefined ? { agentPort } : {}),
+    ...(load !== undefined ? { load } : {}),
   };
+}
+
+/** Drover's `load`: utilization from 0 (idle) to 1 (saturated); null is absent. */
+function readLoad(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,10}(\.\d{1,20})?$/.test(value) ? Number(value) : NaN;
+  if (!(Number.isFinite(n) && n >= 0 && n <= 1)) throw new Unreadable(`load must be a number from 0 to 1, got ${preview(value)}`);
+  return n === 0 ? 0 : n;
 }
 
 function readNerve(o: JsonObject): RegistryMember {

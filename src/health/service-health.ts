@@ -4,7 +4,7 @@ import type { ServiceConfig } from '../config/schema.js';
 import type { ZooKeeperConnection } from '../discovery/zk.js';
 import type { Logger } from '../log.js';
 import { ActiveChecks } from './active.js';
-import { AgentChecks } from './agent.js';
+import { AgentChecks, clearAgentState } from './agent.js';
 import { SharedChecks } from './shared.js';
 
 /** This process's name in shared-check elections and check requests. */
@@ -74,6 +74,8 @@ export class ServiceHealth {
     if (this.agent && !config.agent) {
       this.agent.stop();
       this.agent = undefined;
+      // As with checks above: what the agents said no longer holds once nobody asks them.
+      clearAgentState(this.balancer.states, this.balancer.backends.map((b) => b.id));
     } else if (this.agent && config.agent) this.agent.reconfigure(config.agent);
     else if (config.agent) {
       this.agent = new AgentChecks(config.name, config.agent, this.balancer, this.log, this.random);

@@ -1,6 +1,8 @@
 /**
  * `drover register`: keeps HOST:PORT registered in ZooKeeper while an optional
- * HTTP health check passes, and removes the node on SIGTERM/SIGINT.
+ * HTTP health check passes, and removes the node on SIGTERM/SIGINT. With
+ * `--report-load` it also writes the host's utilization into the node's
+ * `load` field every `--load-interval`.
  */
 import http from 'node:http';
 import https from 'node:https';
@@ -9,6 +11,7 @@ import { parseDuration } from '../../strategies/index.js';
 import { parseAddress } from '../config/address.js';
 import { zkPathProblem } from '../config/zookeeper.js';
 import { UsageError } from '../errors.js';
+import { HostMeter, hostLoad } from '../health/agent-server.js';
 import { Logger } from '../log.js';
 import { register, REGISTRATION_FORMATS, type Registration, type RegistrationFormat } from './register.js';
 
@@ -22,7 +25,13 @@ export const REGISTER_HELP = `Register options:
   --check URL          GET URL every interval: a status of 200-399 keeps the node,
                        anything else (or no answer within the interval) removes it
                        until the check passes again
-  --interval D         check interval and timeout, e.g. 500ms or 2s; default 2s`;
+  --interval D         check interval and timeout, e.g. 500ms or 2s; default 2s
+  --report-load        write this host's utilization (0-1, 2 decimals: 1 minus
+                       the spare capacity drover agent reports) into the node's
+                       "load" field, which the agent-load strategy follows
+                       (drover format only)
+  --load-interval D    how often to write it; default 5s (keep it well under
+                       the agent-load strategy's maxAge, 30s by default)`;
 
 export interface RegisterCommand {
   readonly zookeeper: string;
@@ -32,9 +41,12 @@ export interface RegisterCommand {
   readonly format: RegistrationFormat;
   readonly check: URL | undefined;
   readonly interval: number;
+  /** With `--report-load`: how often the host's load is written (ms); absent otherwise. */
+  readonly loadInterval?: number;
 }
 
 const DEFAULT_INTERVAL_MS = 2000;
+const DEFAULT_LOAD_INTERVAL_MS = 5000;
 const MIN_INTERVAL_MS = 100;
 
 /** Parses the arguments after `register`; 'help' for --help. Throws UsageError. */
@@ -51,6 +63,8 @@ export function parseRegisterArgs(argv: string[]): RegisterCommand | 'help' {
         format: { type: 'string' },
         check: { type: 'string' },
         interval: { type: 'string' },
+        'report-load': { type: 'boolean' },
+        'load-interval': { type: 'string' },
         help: { type: 'boolean', short: 'h' },
       },
     }));
@@ -87,7 +101,29 @@ export function parseRegisterArgs(argv: string[]): RegisterCommand | 'help' {
     if (ms === undefined || ms < MIN_INTERVAL_MS) throw new UsageError(`register: --interval must be a duration of at least ${MIN_INTERVAL_MS}ms, got "${values.interval}"`);
     interval = ms;
   }
-  return { zookeeper: values.zookeeper!, path: values.path!, address: address.id, weight, format, check, interval };
+  let loadInterval: number | undefined;
+  if (values['report-load']) {
+    if (format !== 'drover') throw new UsageError(`register: --report-load needs --format drover (the ${format} format has no load field)`);
+    loadInterval = DEFAULT_LOAD_INTERVAL_MS;
+  }
+  if (values['load-interval'] !== undefined) {
+    if (loadInterval === undefined) throw new UsageError('register: --load-interval needs --report-load');
+    const ms = parseDuration(values['load-interval']);
+    if (ms === undefined || ms < MIN_INTERVAL_MS) {
+      throw new UsageError(`register: --load-interval must be a duration of at least ${MIN_INTERVAL_MS}ms, got "${values['load-interval']}"`);
+    }
+    loadInterval = ms;
+  }
+  return {
+    zookeeper: values.zookeeper!,
+    path: values.path!,
+    address: address.id,
+    weight,
+    format,
+    check,
+    interval,
+    ...(loadInterval !== undefined ? { loadInterval } : {}),
+  };
 }
 
 /**
@@ -99,6 +135,7 @@ export async function runRegister(cmd: RegisterCommand, log = new Logger()): Pro
   let signalled: NodeJS.Signals | undefined;
   let registration: Registration | undefined;
   let timer: NodeJS.Timeout | undefined;
+  let loadTimer: NodeJS.Timeout | undefined;
   let onStop = () => {};
   let onForce = () => {};
   const stopped = new Promise<void>((resolve) => (onStop = resolve));
@@ -113,6 +150,7 @@ export async function runRegister(cmd: RegisterCommand, log = new Logger()): Pro
     signalled = signal;
     log.info('signal received: deregistering', { signal });
     clearTimeout(timer);
+    clearTimeout(loadTimer);
     abort.abort();
     onStop();
   };
@@ -127,6 +165,8 @@ export async function runRegister(cmd: RegisterCommand, log = new Logger()): Pro
     if (!healthy) log.warn('check failed: not registering until it passes', { url: cmd.check.href, ...first.detail });
   }
   if (signalled) return 0;
+  // Loads written before its first CPU sample (1 s) come from the load average alone.
+  const meter = cmd.loadInterval !== undefined ? new HostMeter().start() : undefined;
   try {
     registration = await register({
       zookeeper: { connect: cmd.zookeeper },
@@ -135,16 +175,49 @@ export async function runRegister(cmd: RegisterCommand, log = new Logger()): Pro
       weight: cmd.weight,
       format: cmd.format,
       log,
-      paused: !healthy,
+      // With --report-load the node is created only once it can hold a load (below).
+      paused: !healthy || meter !== undefined,
       signal: abort.signal,
     });
   } catch (err) {
+    meter?.stop();
     if (signalled) return 0;
     log.error('register failed', { ...fields, error: err });
     return 1;
   }
   const reg = registration;
-  log.info('drover register running', { ...fields, format: cmd.format, check: cmd.check?.href, pid: process.pid });
+  log.info('drover register running', {
+    ...fields,
+    format: cmd.format,
+    check: cmd.check?.href,
+    ...(cmd.loadInterval !== undefined ? { loadInterval: cmd.loadInterval } : {}),
+    pid: process.pid,
+  });
+
+  if (meter && cmd.loadInterval !== undefined) {
+    const every = cmd.loadInterval;
+    let writing = false;
+    // Written every interval even when unchanged: each write refreshes the
+    // report in every Drover, whose agent-load strategy forgets old ones.
+    const report = () => {
+      if (signalled) return;
+      if (!writing) {
+        writing = true;
+        const load = hostLoad(meter.capacity());
+        reg.setData({ load }).then(
+          () => log.debug('load written', { load }),
+          (err: unknown) => log.error('load write failed', { error: err }),
+        ).finally(() => (writing = false));
+      }
+      loadTimer = setTimeout(report, every);
+    };
+    // The node was left paused: its first version already holds a load, so
+    // no Drover sees this member without one. setData resolves at once while paused.
+    await reg.setData({ load: hostLoad(meter.capacity()) }).catch((err: unknown) => log.error('load write failed', { error: err }));
+    // Not awaited, as in the check loop: a ZooKeeper outage must not block a signal.
+    if (healthy && !signalled) reg.resume().catch((err: unknown) => log.error('resume failed', { error: err }));
+    loadTimer = setTimeout(report, every);
+  }
 
   if (cmd.check) {
     const url = cmd.check;
@@ -170,6 +243,7 @@ export async function runRegister(cmd: RegisterCommand, log = new Logger()): Pro
   }
 
   await stopped;
+  meter?.stop();
   await Promise.race([reg.close(), forced]);
   log.info('stopped', fields);
   return 0;

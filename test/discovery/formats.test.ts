@@ -147,7 +147,7 @@ describe("Drover's own format", () => {
   });
 
   it('ignores keys it does not know, so newer writers stay readable', () => {
-    assert.deepEqual(read(text('{"host":"10.0.0.1","port":80,"load":0.7,"zone":"a","future":{"x":[1]}}')), {
+    assert.deepEqual(read(text('{"host":"10.0.0.1","port":80,"uptime":0.7,"zone":"a","future":{"x":[1]}}')), {
       host: '10.0.0.1',
       port: 80,
       weight: 1,
