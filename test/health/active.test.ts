@@ -12,13 +12,12 @@ import { createServer as createHttpServer, type IncomingHttpHeaders } from 'node
 import { createServer as createNetServer, type Server, type Socket } from 'node:net';
 import { describe, it, type TestContext } from 'node:test';
 import { ServiceBalancer } from '../../src/balancer/balancer.js';
-import { parseConfig } from '../../src/config/load.js';
 import { DEFAULTS, type HealthCheckConfig } from '../../src/config/schema.js';
 import { Drover } from '../../src/drover.js';
 import { ActiveChecks, firstDelay, jitteredInterval, type CheckResult } from '../../src/health/active.js';
 import { Logger } from '../../src/log.js';
 import { strategies } from '../../strategies/index.js';
-import { ROOT, eventually, freePort, request, startProxy, tcpHandles, type TestProxy } from '../fixtures/harness.js';
+import { eventually, freePort, request, startProxy, tcpHandles } from '../fixtures/harness.js';
 
 /** One check event with the member's live state as it was when the event fired. */
 interface Seen extends CheckResult {
@@ -208,19 +207,6 @@ function checksOf(proxy: { drover: Drover }, service: string): { checker: Active
   return { checker, balancer, log: new CheckLog(checker, balancer) };
 }
 
-/** Like startProxy, but keeps the log lines (info and up) for assertions. */
-async function startLogged(yaml: string): Promise<TestProxy & { lines: Array<Record<string, unknown>> }> {
-  const config = await parseConfig(yaml, `${ROOT}test-config.yaml`, 'test-config.yaml');
-  const lines: Array<Record<string, unknown>> = [];
-  const drover = await Drover.start(config, { log: new Logger('info', (line) => void lines.push(JSON.parse(line) as Record<string, unknown>)) });
-  return {
-    drover,
-    lines,
-    port: (name) => Number((name ? drover.listener(name) : drover.listeners[0])!.address.split(':').pop()),
-    stop: (drainTimeout = 0) => drover.stop(drainTimeout),
-  };
-}
-
 /** The backend port that answered each of `n` requests (0 for a non-200 answer). */
 async function hits(port: number, n: number, path = '/'): Promise<number[]> {
   const out: number[] = [];
@@ -247,12 +233,12 @@ function directBalancer(ports: number[]): ServiceBalancer {
 describe('active health checks', () => {
   it('an HTTP check flips a backend down at exactly fall failures and up at exactly rise successes', async (t) => {
     const a = await healthBackend(t, 200);
-    const proxy = await startLogged(`
+    const proxy = await startProxy(`
 services:
   svc:
     static: [127.0.0.1:${a.port}]
     healthCheck: { type: http, path: /healthz, interval: 100ms, timeout: 100ms, rise: 2, fall: 3 }
-listeners: [ { mode: http, bind: 127.0.0.1:0, service: svc } ]`);
+listeners: [ { mode: http, bind: 127.0.0.1:0, service: svc } ]`, 'info');
     try {
       const { log } = checksOf(proxy, 'svc');
       const first = await log.next(a.id);
@@ -519,7 +505,7 @@ listeners: [ { mode: http, bind: 127.0.0.1:0, service: svc } ]`);
     const members = await Promise.all([healthBackend(t, 200), healthBackend(t, 500), healthBackend(t, 500)]);
     const [a, b, c] = members as [HealthBackend, HealthBackend, HealthBackend];
     const checks = '{ type: http, path: /healthz, interval: 100ms, timeout: 100ms, rise: 1, fall: 1 }';
-    const proxy = await startLogged(`
+    const proxy = await startProxy(`
 services:
   none:
     static: [127.0.0.1:${b.port}, 127.0.0.1:${c.port}]
@@ -533,7 +519,7 @@ listeners:
     bind: 127.0.0.1:0
     routes:
       - { match: { pathPrefix: /none }, service: none }
-      - service: panicky`);
+      - service: panicky`, 'info');
     try {
       const none = checksOf(proxy, 'none');
       const panicky = checksOf(proxy, 'panicky');

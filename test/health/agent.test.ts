@@ -32,7 +32,7 @@ import { AgentChecks, applyAgentReply, parseAgentReply } from '../../src/health/
 import { parseRegisterArgs } from '../../src/registry/command.js';
 import { strategies } from '../../strategies/index.js';
 import { connect, eventually, freePort, readAll, readLine, request, ROOT, startHttpBackend, startProxy, type TestBackend } from '../fixtures/harness.js';
-import { applied, memoryLog, nextReply, spread, startAgent, startLoggedProxy, type TestAgent } from './helpers.js';
+import { applied, memoryLog, nextReply, spread, startAgent, type TestAgent } from './helpers.js';
 
 const CLI = join(ROOT, 'dist', 'src', 'cli.js');
 const id = (port: number) => `127.0.0.1:${port}`;
@@ -381,7 +381,7 @@ listeners: [ { mode: http, bind: 127.0.0.1:0, service: s } ]`;
   it('ignores and logs a malformed reply, keeping the last state', async () => {
     ga.reply = 'drain\n';
     gb.reply = 'ready\n';
-    const proxy = await startLoggedProxy(yaml('round-robin'));
+    const proxy = await startProxy(yaml('round-robin'), 'debug');
     const checks = proxy.drover.health('s')!.agentChecks!;
     const states = proxy.drover.services.get('s')!.states;
     const idA = id(a.port);
@@ -425,7 +425,7 @@ listeners: [ { mode: http, bind: 127.0.0.1:0, service: s } ]`;
   it('leaves a member usable when its agent is unreachable or silent', async () => {
     const nobody = await freePort();
     gb.reply = undefined; // accepts, never answers
-    const proxy = await startLoggedProxy(yaml('round-robin', nobody, gb.port));
+    const proxy = await startProxy(yaml('round-robin', nobody, gb.port), 'debug');
     const checks = proxy.drover.health('s')!.agentChecks!;
     const states = proxy.drover.services.get('s')!.states;
     const [idA, idB] = [id(a.port), id(b.port)];

@@ -1,11 +1,9 @@
 /** Helpers for the agent-check tests: tiny agents the test controls, reply events, request spreads. */
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
-import { parseConfig } from '../../src/config/load.js';
-import { Drover } from '../../src/drover.js';
 import type { AgentChecks, AgentEvent } from '../../src/health/agent.js';
 import { Logger } from '../../src/log.js';
-import { request, ROOT } from '../fixtures/harness.js';
+import { request } from '../fixtures/harness.js';
 
 export interface TestAgent {
   readonly port: number;
@@ -109,17 +107,4 @@ export function memoryLog(): Logger & { lines: Array<Record<string, unknown>> } 
   const lines: Array<Record<string, unknown>> = [];
   const log = new Logger('debug', (line) => lines.push(JSON.parse(line) as Record<string, unknown>));
   return Object.assign(log, { lines });
-}
-
-/** startProxy (test/fixtures/harness.ts) with a logger whose lines the test reads. */
-export async function startLoggedProxy(yaml: string) {
-  const log = memoryLog();
-  const config = await parseConfig(yaml, `${ROOT}test-config.yaml`, 'test-config.yaml');
-  const drover = await Drover.start(config, { log });
-  return {
-    drover,
-    lines: log.lines,
-    port: () => Number(drover.listeners[0]!.address.split(':').pop()),
-    stop: () => drover.stop(0),
-  };
 }
