@@ -246,7 +246,19 @@ export class ZooKeeperConnection extends EventEmitter {
     this.closed = true;
     clearTimeout(this.watchdog);
     this.connectedNow = false;
-    this.client.close();
+    const client = this.client;
+    try {
+      client.close();
+    } catch {
+      // node-zookeeper-client throws when closed before its first socket
+      // exists (it opens it on the next tick). The close request is queued
+      // by then; cut the socket once it exists so nothing reconnects.
+      setImmediate(() => {
+        const manager = (client as unknown as { connectionManager?: { socket?: { destroy(): void }; connectTimeoutHandler?: NodeJS.Timeout } }).connectionManager;
+        clearTimeout(manager?.connectTimeoutHandler);
+        manager?.socket?.destroy();
+      });
+    }
     this.emit('closed');
   }
 }

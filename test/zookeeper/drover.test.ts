@@ -100,6 +100,23 @@ listeners: [ { mode: http, bind: 127.0.0.1:0, service: web } ]`);
     }
   });
 
+  it('gives up a start whose listener cannot bind cleanly, even before ZooKeeper ever answered', async () => {
+    const blocker = await startProxy(`
+services: { s: { static: [127.0.0.1:1] } }
+listeners: [ { bind: 127.0.0.1:0, service: s } ]`);
+    try {
+      await assert.rejects(
+        startProxy(`
+zookeeper: { connect: "127.0.0.1:1", sessionTimeout: 2s }
+services: { web: { zookeeper: /services/web } }
+listeners: [ { mode: http, bind: 127.0.0.1:${blocker.port()}, service: web } ]`),
+        { code: 'DROVER_LISTEN_FAILED' },
+      );
+    } finally {
+      await blocker.stop();
+    }
+  });
+
   it('keeps discovering through the loss of the ensemble leader', async () => {
     const ensemble = await startEnsemble(3);
     const registry = new ZooKeeperConnection({ connect: ensemble.connect, sessionTimeout: 20_000, auth: [] });
