@@ -204,7 +204,7 @@ export class Drover {
       const level = event === 'drain-timeout' || event === 'panic' ? 'warn' : 'info';
       this.log[level](`backend ${event}`, { service: s.name, ...fields });
     };
-    const health = new ServiceHealth(s, balancer, this.log, this.zookeeper, this.options.clock?.random);
+    const health = new ServiceHealth(s, balancer, this.log, () => this.zookeeper, this.options.clock?.random);
     const source = this.sourceFor(s);
     const runtime: ServiceRuntime = { config: s, balancer, source, health };
     this.runtimes.set(s.name, runtime);

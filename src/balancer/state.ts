@@ -93,7 +93,7 @@ export class BackendStates implements BackendStateView {
   /** The current snapshot's backends, for panic and ejection shares. Called by the balancer. */
   setMembers(backends: readonly Backend[]): void {
     this.members = backends;
-    this.panicDirty = true;
+    this.healthMoved();
   }
 
   usable(id: string): boolean {
@@ -257,8 +257,8 @@ export class BackendStates implements BackendStateView {
     s.ejectedUntil = now + duration;
     s.since = s.ejectedUntil;
     this.nextEjectionEnd = Math.min(this.nextEjectionEnd, s.ejectedUntil);
-    this.panicDirty = true;
     this.onEvent({ event: 'ejected', backend: id, for: duration, ejections: s.ejections });
+    this.healthMoved();
   }
 
   /**
@@ -334,14 +334,23 @@ export class BackendStates implements BackendStateView {
   }
 
   private healthChange(id: string, change: (s: Live) => unknown, event: 'up' | 'down', source: string): void {
+    // "Up" for a backend without state changes nothing, and must not create
+    // state for a member that already left.
+    if (event === 'up' && !this.live.has(id)) return;
     const s = this.entry(id);
     const was = this.healthy(s);
     change(s);
     const is = this.healthy(s);
     if (was === is) return;
     if (is && this.settings.slowStart > 0) s.since = this.now();
-    this.panicDirty = true;
     this.onEvent({ event, backend: id, source });
+    this.healthMoved();
+  }
+
+  /** Health changed: panic is worked out now, so its event comes when it happens, not at the next pick. */
+  private healthMoved(): void {
+    this.panicDirty = true;
+    if (this.settings.panicThreshold > 0) this.computePanic();
   }
 
   /** Adds or lifts one administrative hold; the first hold starts the drain deadline, the last lift ends it. */

@@ -76,7 +76,9 @@ export async function parseConfig(text: string, path: string, shownAs = path): P
     const entries = r.map(servicesPair.value, 'services', null);
     for (const [name, pair] of entries ?? []) {
       const path = join('services', name);
-      if (!NAME.test(name)) r.report(pair.key, path, 'service names may use letters, digits, _ . and - only');
+      if (!NAME.test(name) || name === '.' || name === '..') {
+        r.report(pair.key, path, 'service names may use letters, digits, _ . and - only, and are not . or ..');
+      }
       const draft = readService(r, name, pair.value, path);
       if (draft) services.set(name, draft);
       if (draft?.config.zookeeper && !root.has('zookeeper')) {

@@ -24,7 +24,8 @@ export class ServiceHealth {
     private config: ServiceConfig,
     private readonly balancer: ServiceBalancer,
     private readonly log: Logger,
-    private readonly zk: ZooKeeperConnection | undefined,
+    /** The Drover's ZooKeeper connection as it is now: a reload may open one later. */
+    private readonly zk: () => ZooKeeperConnection | undefined,
     private readonly random: () => number = Math.random,
   ) {}
 
@@ -65,9 +66,10 @@ export class ServiceHealth {
     }
     if (hc && this.checks) this.checks.reconfigure(hc);
     else if (hc) {
+      const zk = this.zk();
       this.checks =
-        hc.shared && this.zk
-          ? new SharedChecks(config.name, hc, this.balancer, this.zk, this.log, INSTANCE)
+        hc.shared && zk
+          ? new SharedChecks(config.name, hc, this.balancer, zk, this.log, INSTANCE)
           : new ActiveChecks(config.name, hc, this.balancer, this.log, this.random);
       this.checks.start();
     }

@@ -14,13 +14,16 @@ export function healthPath(service: string): string {
 
 /**
  * What the leader writes to `/drover/health/<service>`: its name, when
- * (ms since the epoch), and the members its checks hold down. Members not
- * listed are up.
+ * (ms since the epoch), and its current members, down or up. A member in
+ * neither list (one a follower discovered first) keeps the state it started
+ * with, so `startUnhealthy` holds until the leader has a view of it. Data
+ * without `up` (older writers) means every member not down is up.
  */
 export interface PublishedHealth {
   readonly leader: string;
   readonly at: number;
   readonly down: readonly string[];
+  readonly up?: readonly string[];
 }
 
 /** Reads published health; throws with the reason when the data is not one. */
@@ -32,11 +35,12 @@ export function parsePublishedHealth(data: Buffer): PublishedHealth {
     throw new Error(`not JSON: ${(err as Error).message}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) throw new Error('not a JSON object');
-  const { leader, at, down } = value as Record<string, unknown>;
+  const { leader, at, down, up } = value as Record<string, unknown>;
   if (typeof leader !== 'string') throw new Error('"leader" must be a string');
   if (typeof at !== 'number' || !Number.isFinite(at)) throw new Error('"at" must be a number');
   if (!Array.isArray(down) || down.some((d) => typeof d !== 'string')) throw new Error('"down" must be an array of "host:port" strings');
-  return { leader, at, down: down as string[] };
+  if (up !== undefined && (!Array.isArray(up) || up.some((d) => typeof d !== 'string'))) throw new Error('"up" must be an array of "host:port" strings');
+  return { leader, at, down: down as string[], ...(up ? { up: up as string[] } : {}) };
 }
 
 /** What `applied` reports: the publication and the members whose state it changed. */
@@ -211,12 +215,10 @@ export class SharedChecks extends EventEmitter {
   // -------------------------------------------------------------------------
   // Publishing (leader)
 
-  /** The leader's down-list for the current members. */
-  private downList(): string[] {
-    return this.balancer.backends
-      .map((b) => b.id)
-      .filter((id) => this.balancer.states.isDown(id))
-      .sort();
+  /** The leader's view of the current members: those down and those up. */
+  private view(): { down: string[]; up: string[] } {
+    const ids = this.balancer.backends.map((b) => b.id).sort();
+    return { down: ids.filter((id) => this.balancer.states.isDown(id)), up: ids.filter((id) => !this.balancer.states.isDown(id)) };
   }
 
   /** Writes the down-list soon; `force` writes even when it equals the last one written. */
@@ -224,7 +226,7 @@ export class SharedChecks extends EventEmitter {
     // Before discovery's first listing there are no members: an empty list
     // would bring every member up everywhere. sync() publishes after it.
     if (!this.leading || this.stopped || !this.balancer.ready) return;
-    if (!force && !this.publishWanted && this.lastWritten === JSON.stringify(this.downList())) return;
+    if (!force && !this.publishWanted && this.lastWritten === JSON.stringify(this.view())) return;
     this.publishWanted = true;
     this.publishWake?.();
     if (!this.publishing) void this.runPublisher();
@@ -245,13 +247,13 @@ export class SharedChecks extends EventEmitter {
         }
         this.publishWanted = false;
         const term = this.term;
-        const down = this.downList();
-        const body: PublishedHealth = { leader: this.instance, at: Date.now(), down };
+        const view = this.view();
+        const body: PublishedHealth = { leader: this.instance, at: Date.now(), ...view };
         try {
           if (await this.write(Buffer.from(JSON.stringify(body)), term)) {
-            this.lastWritten = JSON.stringify(down);
+            this.lastWritten = JSON.stringify(view);
             this.publishRetry = RETRY_MIN_MS;
-            this.log.debug('shared checks: published', { service: this.service, down });
+            this.log.debug('shared checks: published', { service: this.service, down: view.down });
             this.emit('published', body);
           }
         } catch (err) {
@@ -411,11 +413,13 @@ export class SharedChecks extends EventEmitter {
     if (!this.leading) this.apply(published);
   }
 
-  /** Sets listed current members down and every other current member up. */
+  /** Sets listed current members down or up; an unlisted one keeps its state (every one is up without an `up` list). */
   private apply(published: PublishedHealth): void {
     const down = new Set(published.down);
+    const up = published.up ? new Set(published.up) : undefined;
     const changed: string[] = [];
     for (const b of this.balancer.backends) {
+      if (up && !down.has(b.id) && !up.has(b.id)) continue;
       const isDown = down.has(b.id);
       if (this.balancer.states.isDown(b.id) === isDown) continue;
       this.balancer.states.setDown(b.id, isDown);

@@ -156,6 +156,12 @@ describe('shared health checks', { skip: missing }, () => {
     checks.sync();
     assert.equal(balancer.states.isDown('127.0.0.1:1003'), true);
 
+    // With an `up` list, a member the leader has not seen yet keeps the state it started with.
+    applied = next<AppliedHealth>(checks, 'applied');
+    await publish('web-follow', JSON.stringify({ leader: 'other', at: Date.now(), down: [], up: ['127.0.0.1:1001', '127.0.0.1:1002'] }));
+    assert.deepEqual([...(await applied).changed].sort(), ['127.0.0.1:1002']);
+    assert.equal(balancer.states.isDown('127.0.0.1:1003'), true, 'not in either list: unchanged');
+
     assert.deepEqual(roles, ['follower']);
     assert.equal(checks.isLeader, false);
     assert.equal(probes, 0, 'followers do not probe');
