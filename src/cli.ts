@@ -140,10 +140,14 @@ async function run(config: DroverConfig): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   // Installed early too: SIGHUP's default action would kill a starting proxy.
+  // Reloads run in signal order, each reading the file when its turn comes,
+  // so the last SIGHUP always applies the newest file.
+  let reloads = Promise.resolve();
   process.on('SIGHUP', () => {
-    if (signalled) log.warn('SIGHUP ignored: stopping');
-    else if (!drover) log.warn('SIGHUP ignored: still starting');
-    else void reload(drover, config.file, log);
+    if (signalled) return log.warn('SIGHUP ignored: stopping');
+    if (!drover) return log.warn('SIGHUP ignored: still starting');
+    const running = drover;
+    reloads = reloads.then(() => (signalled ? undefined : reload(running, config.file, log)));
   });
   try {
     drover = await Drover.start(config, { log });

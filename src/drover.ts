@@ -1,7 +1,8 @@
 import { isDeepStrictEqual } from 'node:util';
 import { ServiceBalancer, type BalancerClock } from './balancer/balancer.js';
 import type { StateSettings } from './balancer/state.js';
-import type { DroverConfig, ListenerConfig, ServiceConfig } from './config/schema.js';
+import { bindsOverlap } from './config/address.js';
+import type { DroverConfig, ListenerConfig, ServiceConfig, StrategyConfig } from './config/schema.js';
 import type { MemberSource } from './discovery/source.js';
 import { StaticSource } from './discovery/static.js';
 import { ZooKeeperConnection } from './discovery/zk.js';
@@ -43,9 +44,10 @@ export class Drover {
   private readonly runtimes = new Map<string, ServiceRuntime>();
   /** What listeners read: replaced per service on reload. */
   private readonly entries = new Map<string, ServiceEntry>();
-  /** Listeners removed by a reload, still finishing their connections. */
-  private readonly leaving = new Set<Promise<void>>();
+  /** Listeners removed by a reload, still finishing their connections, and when they are done. */
+  private readonly leaving = new Map<Listener, Promise<void>>();
   private reloading: Promise<void> = Promise.resolve();
+  private stopping = false;
 
   private constructor(
     public config: DroverConfig,
@@ -115,25 +117,32 @@ export class Drover {
    * up to `drainTimeout` (default: the config's), then close what is left.
    */
   async stop(drainTimeout = this.config.drainTimeout): Promise<void> {
+    this.stopping = true;
     await this.reloading;
-    const open = this.listeners.reduce((n, l) => n + l.connections, 0);
+    const all = [...this.listeners, ...this.leaving.keys()];
+    const open = all.reduce((n, l) => n + l.connections, 0);
     // drain() stops accepting synchronously: once "stopping" is logged, new clients are refused.
     const drained = Promise.all(this.listeners.map((l) => l.drain(drainTimeout)));
+    // Listeners a reload removed drain on their own deadline; this one may be shorter.
+    const cut = setTimeout(() => {
+      for (const l of this.leaving.keys()) l.destroyAll();
+    }, drainTimeout);
     this.log.info('stopping', { connections: open, drainTimeout });
     await drained;
-    await Promise.all(this.leaving);
-    // Balancers stay readable after a stop (final counts); only their feeds stop.
-    await Promise.all([...this.runtimes.values()].map((r) => stopFeeds(r)));
+    await Promise.all(this.leaving.values());
+    clearTimeout(cut);
+    await Promise.all([...this.runtimes.keys()].map((name) => this.removeService(name)));
     this.zookeeper?.close();
     this.log.info('stopped');
   }
 
   /** Closes every connection now, for a second signal during a drain. */
   destroyConnections(): void {
-    for (const l of this.listeners) l.destroyAll();
+    for (const l of [...this.listeners, ...this.leaving.keys()]) l.destroyAll();
   }
 
   private async apply(config: DroverConfig): Promise<void> {
+    if (this.stopping) throw new ReloadError('Drover is stopping');
     const old = this.config;
     if (old.zookeeper && !isDeepStrictEqual(old.zookeeper, config.zookeeper)) {
       throw new ReloadError('the `zookeeper:` block changed: that needs a restart (the session, its watches and registrations live on it)');
@@ -149,8 +158,21 @@ export class Drover {
     const removed = this.listeners.filter((l) => !kept.has(l));
     // A new listener on the address of a removed one (its mode changed) can
     // only bind once that one stops accepting; every other one binds first.
-    const blocked = added.filter((l) => removed.some((r) => r.config.bind.id === l.bind.id));
+    const blocked = added.filter((l) => removed.some((r) => bindsOverlap(r.config.bind, l.bind)));
     const free = added.filter((l) => !blocked.includes(l));
+
+    // Strategies of services that stay are built first: one that fails
+    // refuses the whole reload before anything changed.
+    const swaps: Array<() => void> = [];
+    for (const s of config.services.values()) {
+      const runtime = this.runtimes.get(s.name);
+      if (!runtime || sameStrategy(runtime.config.strategy, s.strategy)) continue;
+      try {
+        swaps.push(runtime.balancer.prepareStrategy(s.strategy));
+      } catch (err) {
+        throw new ReloadError(`service ${s.name}: strategy ${s.strategy.label} failed to build over the current members: ${(err as Error | null)?.message ?? String(err)}`);
+      }
+    }
 
     this.connectZooKeeper(config);
     const newServices = [...config.services.values()].filter((s) => !this.runtimes.has(s.name));
@@ -162,11 +184,16 @@ export class Drover {
       for (const l of bound) this.listeners.splice(this.listeners.indexOf(l), 1);
       await Promise.all(bound.map((l) => l.drain(0)));
       await Promise.all(newServices.map((s) => this.removeService(s.name)));
+      for (const s of newServices) {
+        this.services.delete(s.name);
+        this.entries.delete(s.name);
+      }
       throw err;
     }
 
     this.config = config;
     this.log.level = config.logLevel;
+    for (const swap of swaps) swap();
     for (const s of config.services.values()) if (!newServices.includes(s)) this.updateService(s);
     for (const [listener, l] of kept) {
       if (!isDeepStrictEqual(listener.config, l)) this.log.info('listener reconfigured', { listener: l.name, bind: listener.address });
@@ -175,11 +202,14 @@ export class Drover {
     for (const listener of removed) {
       this.listeners.splice(this.listeners.indexOf(listener), 1);
       this.log.info('listener removed: draining', { listener: listener.config.name, bind: listener.address, connections: listener.connections });
-      const done = listener.drain(config.drainTimeout).then(() => {
-        this.leaving.delete(done);
-        this.log.info('listener closed', { listener: listener.config.name });
-      });
-      this.leaving.add(done);
+      this.leaving.set(
+        listener,
+        listener.drain(config.drainTimeout).then(() => {
+          this.leaving.delete(listener);
+          this.log.info('listener closed', { listener: listener.config.name });
+          this.pruneEntries();
+        }),
+      );
     }
     for (const l of blocked) {
       try {
@@ -188,7 +218,14 @@ export class Drover {
         this.log.error('listener could not take over its address', { listener: l.name, error: err });
       }
     }
-    for (const name of [...this.runtimes.keys()]) if (!config.services.has(name)) await this.removeService(name);
+    for (const name of [...this.runtimes.keys()]) if (!config.services.has(name)) await this.removeService(name, true);
+    this.pruneEntries();
+  }
+
+  /** Forgets removed services once no draining listener can still route to them. */
+  private pruneEntries(): void {
+    if (this.leaving.size > 0) return;
+    for (const name of [...this.entries.keys()]) if (!this.config.services.has(name)) this.entries.delete(name);
   }
 
   /** Opens the ZooKeeper connection the first time a config needs one. */
@@ -220,11 +257,7 @@ export class Drover {
     const was = runtime.config;
     balancer.retries = s.retries;
     balancer.states.configure(settings(s, this.config));
-    const { strategy } = s;
-    if (was.strategy.factory !== strategy.factory || was.strategy.label !== strategy.label || !isDeepStrictEqual(was.strategy.options, strategy.options)) {
-      balancer.setStrategy(s.strategy);
-      this.log.info('service strategy changed', { service: s.name, from: was.strategy.label, to: s.strategy.label });
-    }
+    if (!sameStrategy(was.strategy, s.strategy)) this.log.info('service strategy changed', { service: s.name, from: was.strategy.label, to: s.strategy.label });
     let source = runtime.source;
     if (!isDeepStrictEqual(was.static, s.static) || !isDeepStrictEqual(was.zookeeper, s.zookeeper)) {
       void runtime.source.stop();
@@ -237,13 +270,21 @@ export class Drover {
     health.reconfigure(s);
   }
 
-  private async removeService(name: string): Promise<void> {
+  /**
+   * Stops a service's feeds. Removed by a reload (`drain`), its backends
+   * drain like any removed member: connections still open on them are closed
+   * at drainTimeout. Its entry stays while a draining listener may use it.
+   */
+  private async removeService(name: string, drain = false): Promise<void> {
     const runtime = this.runtimes.get(name);
     if (!runtime) return;
     this.runtimes.delete(name);
-    // Entries and balancers stay while a draining listener may still use them.
-    this.services.delete(name);
-    await stopFeeds(runtime);
+    // After a stop the balancers stay readable (final counts).
+    if (drain) this.services.delete(name);
+    await runtime.health.stop();
+    await runtime.source.stop();
+    if (drain) for (const b of runtime.balancer.backends) runtime.balancer.states.setRemoved(b.id, true);
+    else runtime.balancer.states.close();
   }
 
   private sourceFor(s: ServiceConfig): MemberSource {
@@ -297,9 +338,7 @@ function settings(s: ServiceConfig, config: DroverConfig): StateSettings {
   };
 }
 
-/** Stops what feeds a service's balancer: its checks, its discovery and its drain timers. */
-async function stopFeeds(runtime: ServiceRuntime): Promise<void> {
-  await runtime.health.stop();
-  await runtime.source.stop();
-  runtime.balancer.states.close();
+/** Whether two strategy configs build the same strategy. */
+function sameStrategy(a: StrategyConfig, b: StrategyConfig): boolean {
+  return a.factory === b.factory && a.label === b.label && isDeepStrictEqual(a.options, b.options);
 }

@@ -91,10 +91,18 @@ export class ServiceBalancer {
     return this.agentPorts.get(id);
   }
 
-  /** Replaces the strategy (config reload); live state and rotation memory stay. */
-  setStrategy(config: StrategyConfig): void {
-    this.strategyConfig = config;
-    this.current = this.build(this.current.backends);
+  /**
+   * Builds `config`'s strategy over the current snapshot now (it may throw:
+   * nothing changes then) and returns the call that swaps it in. A reload
+   * prepares every service first, so it applies all of them or none.
+   * Live state and rotation memory stay.
+   */
+  prepareStrategy(config: StrategyConfig): () => void {
+    const built = this.build(this.current.backends, config);
+    return () => {
+      this.strategyConfig = config;
+      this.current = built;
+    };
   }
 
   /** Called when a strategy throws or returns something it must not; defaults to nothing. */
@@ -125,8 +133,11 @@ export class ServiceBalancer {
     return valid.slice(0, limit);
   }
 
-  private build(backends: readonly Backend[]): { backends: readonly Backend[]; members: ReadonlySet<Backend>; strategy: Strategy } {
-    const { label, factory, options } = this.strategyConfig;
+  private build(
+    backends: readonly Backend[],
+    config: StrategyConfig = this.strategyConfig,
+  ): { backends: readonly Backend[]; members: ReadonlySet<Backend>; strategy: Strategy } {
+    const { label, factory, options } = config;
     let scoped = this.memory.get(label);
     if (!scoped) this.memory.set(label, (scoped = new Map()));
     const memory = scoped;

@@ -50,10 +50,12 @@ interface Live {
   agentDown: boolean;
   /** The agent's `maxconn:N`; undefined is no limit. */
   maxConn: number | undefined;
-  /** Passive ejection. */
+  /** Passive ejection: 0 when not ejected (reset lazily once it ends). */
   failures: number;
   ejections: number;
   ejectedUntil: number;
+  /** When the last ejection ended, for forgiving repeat offenders. */
+  ejectionEnded: number;
   /** When the backend last became usable, for slow start; 0 is "always was". */
   since: number;
 }
@@ -74,6 +76,7 @@ export class BackendStates implements BackendStateView {
   private readonly live = new Map<string, Live>();
   private settings: StateSettings = { slowStart: 0, drainTimeout: 30_000, panicThreshold: 0, startDown: false };
   private members: readonly Backend[] = [];
+  private memberIds: ReadonlySet<string> | undefined;
   private panic = false;
   /** Recompute panic when a health flag changed or an ejection ends. */
   private panicDirty = false;
@@ -93,6 +96,7 @@ export class BackendStates implements BackendStateView {
   /** The current snapshot's backends, for panic and ejection shares. Called by the balancer. */
   setMembers(backends: readonly Backend[]): void {
     this.members = backends;
+    this.memberIds = new Set(backends.map((b) => b.id));
     this.healthMoved();
   }
 
@@ -137,6 +141,9 @@ export class BackendStates implements BackendStateView {
     const s = this.entry(id);
     s.active++;
     if (close) s.closers.add(close);
+    // A pick from a candidate list made just before the backend left: it
+    // drains like the backend's other connections, and is then forgotten.
+    if (this.memberIds && !this.memberIds.has(id)) this.hold(id, 'removed', true);
   }
 
   /** Counts a connection or request on `id` as finished; pass the same `close` as to acquire(). */
@@ -234,7 +241,7 @@ export class BackendStates implements BackendStateView {
    */
   outcome(id: string, ok: boolean): void {
     const o = this.settings.outlier;
-    if (!o) return;
+    if (!o || (this.memberIds && !this.memberIds.has(id))) return;
     const s = this.live.get(id) ?? (ok ? undefined : this.entry(id));
     if (!s) return;
     const now = this.now();
@@ -251,10 +258,12 @@ export class BackendStates implements BackendStateView {
       this.onEvent({ event: 'ejection-refused', backend: id, ejected, members: this.members.length, maxEjectedPercent: o.maxEjectedPercent });
       return;
     }
-    const quiet = s.ejectedUntil > 0 ? Math.floor((now - s.ejectedUntil) / o.baseEjection) : 0;
-    s.ejections = Math.max(0, s.ejections - quiet) + 1;
+    const quiet = s.ejectionEnded > 0 ? Math.floor((now - s.ejectionEnded) / o.baseEjection) : 0;
+    // Counted no higher than maxEjection needs, so forgiveness starts at once.
+    s.ejections = Math.min(Math.max(0, s.ejections - quiet) + 1, Math.ceil(o.maxEjection / o.baseEjection));
     const duration = Math.min(o.baseEjection * s.ejections, o.maxEjection);
     s.ejectedUntil = now + duration;
+    s.ejectionEnded = s.ejectedUntil;
     s.since = s.ejectedUntil;
     this.nextEjectionEnd = Math.min(this.nextEjectionEnd, s.ejectedUntil);
     this.onEvent({ event: 'ejected', backend: id, for: duration, ejections: s.ejections });
@@ -318,8 +327,10 @@ export class BackendStates implements BackendStateView {
   }
 
   private healthy(s: Live): boolean {
-    // Reads the clock only for a backend that was ever ejected: this runs per backend per pick.
-    return !s.down && !s.agentDown && (s.ejectedUntil === 0 || s.ejectedUntil <= this.now());
+    if (s.down || s.agentDown) return false;
+    // Reads the clock only while a backend is ejected: this runs per backend per pick.
+    if (s.ejectedUntil !== 0 && s.ejectedUntil <= this.now()) s.ejectedUntil = 0;
+    return s.ejectedUntil === 0;
   }
 
   private rampOf(s: Live): number {
@@ -398,6 +409,7 @@ export class BackendStates implements BackendStateView {
         failures: 0,
         ejections: 0,
         ejectedUntil: 0,
+        ejectionEnded: 0,
         since: 0,
       };
       this.live.set(id, s);

@@ -13,6 +13,7 @@ import { ConfigInvalidError, ConfigUnreadableError } from '../errors.js';
 import { bindsOverlap, parseAddress, type Address } from './address.js';
 import { readListener, readMethods } from './listener.js';
 import { readServiceZooKeeper, readZooKeeper } from './zookeeper.js';
+import { readAccessLog, readAdmin } from './admin.js';
 import { positiveDuration, readAgent, readHealthCheck, readOutlier, readPercent } from './health.js';
 import { join, Reader, type MaybeNode } from './reader.js';
 import {
@@ -63,12 +64,15 @@ export async function parseConfig(text: string, path: string, shownAs = path): P
     throw new ConfigInvalidError(r.problems);
   }
 
-  const root = r.map(doc.contents, '', ['drainTimeout', 'logLevel', 'zookeeper', 'services', 'listeners']);
+  const root = r.map(doc.contents, '', ['drainTimeout', 'logLevel', 'zookeeper', 'services', 'listeners', 'admin', 'accessLog']);
   if (!root) throw new ConfigInvalidError(r.problems);
   const drainTimeout = optional(root.get('drainTimeout')?.value, DEFAULTS.drainTimeout, (n) => r.duration(n, 'drainTimeout'));
   const logLevel = optional(root.get('logLevel')?.value, DEFAULTS.logLevel, (n) => r.oneOf(n, 'logLevel', LOG_LEVELS));
 
   const zookeeper = root.has('zookeeper') ? readZooKeeper(r, root.get('zookeeper')!.value) : undefined;
+  const admin = root.has('admin') ? readAdmin(r, root.get('admin')!.value) : undefined;
+  const accessLogText = root.has('accessLog') ? readAccessLog(r, root.get('accessLog')!.value) : undefined;
+  const accessLog = accessLogText === undefined || accessLogText === 'stdout' ? accessLogText : resolve(dirname(path), accessLogText);
   const services = new Map<string, ServiceDraft>();
   const servicesPair = root.get('services');
   if (!servicesPair) r.report(doc.contents, 'services', 'required: at least one service');
@@ -104,7 +108,7 @@ export async function parseConfig(text: string, path: string, shownAs = path): P
       const other = name === undefined ? undefined : names.get(name);
       if (other) r.report(node, join(path, 'name'), `listener name "${name}" is already used by ${other}`);
       if (name !== undefined) names.set(name, path);
-      const clash = bind && binds.find((b) => bindsOverlap(b.bind, bind));
+      const clash = bind && (binds.find((b) => bindsOverlap(b.bind, bind)) ?? (admin && bindsOverlap(admin.listen, bind) ? { at: 'admin.listen', bind: admin.listen } : undefined));
       if (bind && clash) r.report(bindNode, join(path, 'bind'), `${bind.id} collides with ${clash.at} (${clash.bind.id})`);
       if (bind) binds.push({ at: path, bind });
       if (listener) listeners.push(listener);
@@ -120,7 +124,16 @@ export async function parseConfig(text: string, path: string, shownAs = path): P
     r.problems.sort((a, b) => a.line - b.line || a.column - b.column);
     throw new ConfigInvalidError(r.problems);
   }
-  return { file: path, drainTimeout: drainTimeout!, logLevel: logLevel!, ...(zookeeper ? { zookeeper } : {}), services: resolved, listeners };
+  return {
+    file: path,
+    drainTimeout: drainTimeout!,
+    logLevel: logLevel!,
+    ...(zookeeper ? { zookeeper } : {}),
+    services: resolved,
+    listeners,
+    ...(admin ? { admin } : {}),
+    ...(accessLog ? { accessLog } : {}),
+  };
 }
 
 interface ServiceDraft {

@@ -8,6 +8,7 @@ export type LogLevel = (typeof LOG_LEVELS)[number];
 /** Defaults for every key; the README's table is written from these. */
 export const DEFAULTS = {
   drainTimeout: 30_000,
+  admin: { listen: { host: '127.0.0.1', port: 9900, id: '127.0.0.1:9900' } as Address },
   zookeeper: { sessionTimeout: 10_000 },
   logLevel: 'info' as LogLevel,
   service: {
@@ -194,6 +195,13 @@ export interface HttpListenerConfig {
 /** One `listeners[]` entry. */
 export type ListenerConfig = TcpListenerConfig | HttpListenerConfig;
 
+/** The `admin:` block: the admin HTTP server (metrics, API, status page). */
+export interface AdminConfig {
+  readonly listen: Address;
+  /** Bearer token mutating calls must carry; without one they are refused on a non-loopback bind. */
+  readonly token?: string;
+}
+
 /** A whole validated config file. */
 export interface DroverConfig {
   /** Absolute path of the file it came from. */
@@ -208,4 +216,8 @@ export interface DroverConfig {
   };
   readonly services: ReadonlyMap<string, ServiceConfig>;
   readonly listeners: readonly ListenerConfig[];
+  /** The admin server; absent: none. */
+  readonly admin?: AdminConfig;
+  /** `stdout`, or an absolute file path; absent: no access log. */
+  readonly accessLog?: string;
 }

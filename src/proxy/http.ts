@@ -402,7 +402,11 @@ export class HttpListener implements Listener {
 
   private agent(backend: Backend, service: ServiceEntry): Agent {
     let agent = this.agents.get(backend.id);
-    if (!agent) {
+    if (agent) {
+      // A reload may have changed these: Agent reads both per request and per idle socket.
+      agent.maxSockets = service.config.maxSockets;
+      (agent as Agent & { options: { timeout?: number } }).options.timeout = service.config.timeouts.keepAlive;
+    } else {
       agent = new Agent({
         keepAlive: true,
         maxSockets: service.config.maxSockets,

@@ -62,6 +62,30 @@ describe('passive ejection', () => {
     assert.equal(eject(), 10_000);
   });
 
+  it('counts repeat ejections no higher than maxEjection needs, so quiet periods forgive at once', () => {
+    const { b, clock } = setup({ outlier: OUTLIER });
+    const eject = () => {
+      for (let i = 0; i < 3; i++) b.states.outcome(id(9001), false);
+      const left = b.states.ejectedUntil(id(9001))! - clock.now();
+      clock.advance(left);
+      return left;
+    };
+    for (let i = 0; i < 10; i++) eject();
+    clock.advance(2 * 10_000);
+    // 25 s needs a count of 3; two quiet periods bring it to 1, and this ejection makes 2.
+    assert.equal(eject(), 20_000);
+  });
+
+  it('forgets a backend that left if a late pick from an older candidate list used it', () => {
+    const { b } = setup({});
+    b.update(members([1, 1], 9002));
+    b.states.acquire(id(9001));
+    assert.deepEqual(b.states.drains(id(9001)), ['removed']);
+    b.states.outcome(id(9001), false);
+    b.states.release(id(9001));
+    assert.equal(b.states.ids().includes(id(9001)), false);
+  });
+
   it('refuses an ejection that would take out more than maxEjectedPercent of the members', () => {
     const { b, events } = setup({ outlier: OUTLIER });
     for (const port of [9001, 9002, 9003]) for (let i = 0; i < 3; i++) b.states.outcome(id(port), false);

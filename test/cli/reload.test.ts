@@ -176,6 +176,45 @@ listeners: [ { name: web, mode: http, bind: 127.0.0.1:0, routes: [ { service: we
     }
   });
 
+  it('refuses a reload whose strategy fails to build over the current members, and changes nothing', async () => {
+    const yaml = (strategy: string, extra = '') => `
+services: { s: { static: [127.0.0.1:${a.port}, 127.0.0.1:${b.port}], strategy: ${strategy} } }
+listeners:
+  - { name: web, mode: http, bind: 127.0.0.1:0, routes: [ { service: s } ] }${extra}`;
+    const proxy = await startProxy(yaml('round-robin'));
+    try {
+      await assert.rejects(
+        proxy.reload(yaml('{ module: ./dist/test/fixtures/picky-strategy.js }', '\n  - { name: more, bind: 127.0.0.1:0, service: s }')),
+        { code: 'DROVER_RELOAD_REFUSED', message: /service s: strategy .*picky-strategy.js failed to build/ },
+      );
+      assert.equal(proxy.drover.services.get('s')!.strategyLabel, 'round-robin');
+      assert.equal(proxy.drover.listeners.length, 1, 'the new listener was not bound');
+      assert.equal((await request(proxy.port())).status, 200);
+      // A later reload with the same strategy as before is still a change to nothing.
+      await proxy.reload(yaml('least-connections'));
+      assert.equal(proxy.drover.services.get('s')!.strategyLabel, 'least-connections');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('refuses a reload once stopping has begun', async () => {
+    const proxy = await startProxy(`
+services: { s: { static: [127.0.0.1:${a.port}] } }
+listeners: [ { name: web, mode: http, bind: 127.0.0.1:0, routes: [ { service: s } ] } ]`);
+    const stopped = proxy.stop();
+    await assert.rejects(
+      proxy.reload(`
+services: { s: { static: [127.0.0.1:${a.port}] } }
+listeners:
+  - { name: web, mode: http, bind: 127.0.0.1:0, routes: [ { service: s } ] }
+  - { name: late, bind: 127.0.0.1:0, service: s }`),
+      { code: 'DROVER_RELOAD_REFUSED' },
+    );
+    await stopped;
+    assert.equal(proxy.drover.listeners.length, 1, 'nothing was bound after the stop began');
+  });
+
   it('refuses a reload whose new listener cannot bind, and changes nothing', async () => {
     const blocker = await startProxy(`
 services: { s: { static: [127.0.0.1:${a.port}] } }

@@ -73,6 +73,7 @@ describe('defaults', () => {
   it('documents the same defaults in DEFAULTS as the loader applies', () => {
     assert.deepEqual(DEFAULTS, {
       drainTimeout: 30_000,
+      admin: { listen: { host: '127.0.0.1', port: 9900, id: '127.0.0.1:9900' } },
       zookeeper: { sessionTimeout: 10_000 },
       logLevel: 'info',
       service: {

@@ -60,7 +60,7 @@ describe('round-robin', () => {
   it('keeps its place when the strategy is reloaded', () => {
     const bal = balancer(rr, members([1, 1, 1]));
     assert.deepEqual(firstIds(bal, 2), [a, b]);
-    bal.setStrategy(builtIn('round-robin'));
+    bal.prepareStrategy(builtIn('round-robin'))();
     assert.deepEqual(firstIds(bal, 2), [c, a]);
   });
 

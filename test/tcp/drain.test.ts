@@ -70,6 +70,25 @@ listeners: [ { bind: 127.0.0.1:0, service: s } ]`;
     }
   });
 
+  it('closes the connections of a service a reload removed at drainTimeout', async () => {
+    const two = (services: string, service: string) => `
+drainTimeout: 300ms
+services: { ${services} }
+listeners: [ { name: l, bind: 127.0.0.1:0, service: ${service} } ]`;
+    const proxy = await startProxy(two(`a: { static: [127.0.0.1:${a.port}] }, b: { static: [127.0.0.1:${b.port}] }`, 'a'));
+    try {
+      const onA = await connectionTo(proxy.port(), a);
+      await proxy.reload(two(`b: { static: [127.0.0.1:${b.port}] }`, 'b'));
+      assert.equal(await echoes(onA, 'still open'), true);
+      const c = await connect(proxy.port());
+      assert.equal(await readLine(c), `hello ${b.port}`, 'the same listener now sends new clients to b');
+      c.destroy();
+      await once(onA, 'close');
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('drains a backend removed by a reload: its open connection works until drainTimeout', async () => {
     const proxy = await startProxy(config('400ms'));
     try {
