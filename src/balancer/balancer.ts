@@ -25,6 +25,8 @@ export class ServiceBalancer {
   private readonly random: () => number;
   private listed = false;
   private readonly agentPorts = new Map<string, number>();
+  /** Member objects whose `load` has been taken as a report. */
+  private readonly reported = new WeakSet<Member>();
 
   constructor(
     readonly name: string,
@@ -68,8 +70,14 @@ export class ServiceBalancer {
       const id = formatAddress(m.host, m.port);
       this.states.setRegistryDrain(id, m.drain === true);
       if (m.agentPort !== undefined) this.agentPorts.set(id, m.agentPort);
-      // Registry load is utilization (0 idle, 1 saturated), as ORCA's: the idle share scales the weight.
-      if (m.load !== undefined) this.states.setReport(id, { percent: idlePercent(m.load) });
+      // Registry load is utilization (0 idle, 1 saturated), as ORCA's: the
+      // idle share scales the weight. Discovery makes a new member object
+      // only when the znode was written, so a report is stamped when it was
+      // written, not whenever another member changed.
+      if (m.load !== undefined && !this.reported.has(m)) {
+        this.reported.add(m);
+        this.states.setReport(id, { percent: idlePercent(m.load) });
+      }
     }
     const backends = buildBackendSet(members);
     if (sameBackendSet(backends, this.current.backends)) return false;

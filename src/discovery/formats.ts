@@ -196,12 +196,16 @@ function readDrover(o: JsonObject): RegistryMember {
   };
 }
 
-/** Drover's `load`: utilization from 0 (idle) to 1 (saturated); null is absent. */
+/**
+ * Drover's `load`: utilization from 0 (idle) to 1 (saturated); null is
+ * absent. Above 1 counts as 1 (ORCA allows CPU above 1, and a reporter
+ * overshooting must not take its member out).
+ */
 function readLoad(value: unknown): number | undefined {
   if (value === undefined || value === null) return undefined;
   const n = typeof value === 'number' ? value : typeof value === 'string' && /^\d{1,10}(\.\d{1,20})?$/.test(value) ? Number(value) : NaN;
-  if (!(Number.isFinite(n) && n >= 0 && n <= 1)) throw new Unreadable(`load must be a number from 0 to 1, got ${preview(value)}`);
-  return n === 0 ? 0 : n;
+  if (!(Number.isFinite(n) && n >= 0)) throw new Unreadable(`load must be a number from 0 to 1, got ${preview(value)}`);
+  return n === 0 ? 0 : Math.min(1, n);
 }
 
 function readNerve(o: JsonObject): RegistryMember {

@@ -57,7 +57,7 @@ export interface HostSample {
   readonly idle?: number;
   /** The 1-minute load average. */
   readonly load1: number;
-  /** How many CPUs this process may use (`os.availableParallelism()`). */
+  /** The host's CPU count (`os.cpus().length`): the load average counts the whole host, so it is divided by all its CPUs, not by this process's affinity. */
   readonly parallelism: number;
 }
 
@@ -100,7 +100,7 @@ export interface HostProbe {
 const OS_PROBE: HostProbe = {
   cpus: () => os.cpus(),
   loadavg: () => os.loadavg(),
-  parallelism: () => os.availableParallelism(),
+  parallelism: () => os.cpus().length || 1,
 };
 
 /**

@@ -404,8 +404,11 @@ export class AgentChecks extends EventEmitter {
         }
         if (nl >= 0) finish({ text: text() });
       });
-      // The agent may answer and close without a newline.
-      socket.on('end', () => finish({ text: text() }));
+      // As HAProxy: a line the agent closed before its newline may be cut
+      // short (`maxconn:10` of `maxconn:1000`), so it is not applied.
+      socket.on('end', () =>
+        finish(size === 0 ? { unreachable: new Error('closed without a reply') } : { text: text(), invalid: new Error('incomplete line: closed before its newline') }),
+      );
       socket.on('error', (err) => finish({ unreachable: err }));
       socket.on('close', () => finish({ unreachable: new Error('connection closed') }));
     });

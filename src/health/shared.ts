@@ -407,10 +407,18 @@ export class SharedChecks extends EventEmitter {
           error: (err as Error).message,
         });
       }
+      if (this.leading) this.publish(true);
       return;
     }
     this.last = published;
-    if (!this.leading) this.apply(published);
+    if (!this.leading) return this.apply(published);
+    // Someone else wrote over the leader's view (a deposed leader's late
+    // write, a hand edit): followers would keep it until the next flip, so
+    // the leader writes its own view again.
+    if (JSON.stringify({ down: published.down, up: published.up }) !== this.lastWritten) {
+      this.log.warn('shared checks: published health was overwritten: publishing ours again', { service: this.service, by: published.leader });
+      this.publish(true);
+    }
   }
 
   /** Sets listed current members down or up; an unlisted one keeps its state (every one is up without an `up` list). */

@@ -278,3 +278,18 @@ describe('drain deadlines', () => {
     assert.equal(b.states.ids().includes(id(9001)), false);
   });
 });
+
+describe('registry load', () => {
+  it('stamps a member’s load when its data was written, not whenever the list is delivered again', () => {
+    const { b, clock } = setup({});
+    const x = { host: '127.0.0.1', port: 9101, weight: 1, load: 0.75 };
+    const y = { host: '127.0.0.1', port: 9102, weight: 1, load: 0.1 };
+    b.update([x, y]);
+    assert.deepEqual(b.states.report(id(9101)), { percent: 25, at: clock.now() });
+    const first = clock.now();
+    clock.advance(40_000);
+    b.update([x, { ...y, load: 0.2 }]); // only y was written again
+    assert.equal(b.states.report(id(9101))!.at, first);
+    assert.equal(b.states.report(id(9102))!.at, clock.now());
+  });
+});

@@ -180,6 +180,12 @@ describe('shared health checks', { skip: missing }, () => {
     assert.deepEqual(stored.down, ['127.0.0.1:2001']);
     assert.ok(Math.abs(stored.at - Date.now()) < 10_000);
 
+    // Someone writes over the leader's view: the leader writes its own again.
+    const repaired = next<PublishedHealth>(a.checks, 'published');
+    await publish('web-lead', JSON.stringify({ leader: 'stale', at: Date.now(), down: ['127.0.0.1:2001', '127.0.0.1:2002'] }));
+    assert.deepEqual((await repaired).down, ['127.0.0.1:2001']);
+    assert.equal((JSON.parse((await writer.getData('/drover/health/web-lead')).data!.toString()) as PublishedHealth).leader, 'instance-a');
+
     // A second instance follows and takes the leader's view.
     const b = shared('web-lead', [2001, 2002], 'instance-b');
     const bFollows = next(b.checks, 'role');
