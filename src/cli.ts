@@ -4,7 +4,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.js';
 import type { DroverConfig, RouteMatch } from './config/schema.js';
 import { Drover } from './drover.js';
-import { ConfigInvalidError, DroverError, formatProblem, UsageError } from './errors.js';
+import { ConfigInvalidError, DroverError, UsageError } from './errors.js';
 import { Logger } from './log.js';
 import { AGENT_HELP, parseAgentArgs, runAgent } from './health/agent-server.js';
 import { parseRegisterArgs, REGISTER_HELP, runRegister } from './registry/command.js';
@@ -140,14 +140,12 @@ async function run(config: DroverConfig): Promise<number> {
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   // Installed early too: SIGHUP's default action would kill a starting proxy.
-  // Reloads run in signal order, each reading the file when its turn comes,
-  // so the last SIGHUP always applies the newest file.
-  let reloads = Promise.resolve();
+  // reloadFile() queues: reloads run in signal order, each reading the file
+  // when its turn comes, so the last SIGHUP applies the newest file.
   process.on('SIGHUP', () => {
     if (signalled) return log.warn('SIGHUP ignored: stopping');
     if (!drover) return log.warn('SIGHUP ignored: still starting');
-    const running = drover;
-    reloads = reloads.then(() => (signalled ? undefined : reload(running, config.file, log)));
+    void drover.reloadFile();
   });
   try {
     drover = await Drover.start(config, { log });
@@ -168,23 +166,6 @@ async function run(config: DroverConfig): Promise<number> {
       );
     if (signalled) stop();
   });
-}
-
-/**
- * SIGHUP: re-reads the config file. An invalid file or a refused change is
- * logged (every problem with its file:line:column) and the running config
- * stays; a valid one is applied without dropping connections.
- */
-async function reload(drover: Drover, file: string, log: Logger): Promise<void> {
-  log.info('reloading config', { config: file });
-  try {
-    const config = await loadConfig(file);
-    await drover.reload(config);
-    log.info('config reloaded', { config: file, listeners: config.listeners.length, services: config.services.size });
-  } catch (err) {
-    const problems = err instanceof ConfigInvalidError ? err.problems.map(formatProblem) : undefined;
-    log.error('config reload failed: keeping the running config', { config: file, error: err, ...(problems ? { problems } : {}) });
-  }
 }
 
 /** A one-screen description of a valid config, for `drover check`. */

@@ -7,7 +7,8 @@ import type { MemberSource } from './discovery/source.js';
 import { StaticSource } from './discovery/static.js';
 import { ZooKeeperConnection } from './discovery/zk.js';
 import { ZooKeeperSource } from './discovery/zookeeper.js';
-import { ReloadError } from './errors.js';
+import { loadConfig } from './config/load.js';
+import { ConfigInvalidError, formatProblem, ReloadError } from './errors.js';
 import { ServiceHealth } from './health/service-health.js';
 import { Logger } from './log.js';
 import { HttpListener } from './proxy/http.js';
@@ -21,6 +22,9 @@ export interface DroverOptions {
   /** Injected time and chance for every balancer and check timer (tests). */
   clock?: BalancerClock;
 }
+
+/** What a reload from the config file did. */
+export type ReloadResult = { readonly ok: true } | { readonly ok: false; readonly error: Error; readonly problems?: readonly string[] };
 
 /** One running service: its balancer, where its members come from, and what checks them. */
 interface ServiceRuntime extends ServiceEntry {
@@ -110,6 +114,34 @@ export class Drover {
     const run = this.reloading.then(() => this.apply(config));
     this.reloading = run.catch(() => {});
     return run;
+  }
+
+  /**
+   * Re-reads the config file and applies it (SIGHUP, the admin API). An
+   * invalid file or a refused change is logged, every problem with its
+   * file:line:column, and the running config stays. Resolves with what
+   * happened; never rejects. Calls queue, and each reads the file when its
+   * turn comes, so the last call applies the newest file.
+   */
+  reloadFile(): Promise<ReloadResult> {
+    const run = this.reloading.then(() => this.reloadFromDisk());
+    this.reloading = run.then(() => {});
+    return run;
+  }
+
+  private async reloadFromDisk(): Promise<ReloadResult> {
+    const file = this.config.file;
+    this.log.info('reloading config', { config: file });
+    try {
+      const config = await loadConfig(file);
+      await this.apply(config);
+      this.log.info('config reloaded', { config: file, listeners: config.listeners.length, services: config.services.size });
+      return { ok: true };
+    } catch (err) {
+      const problems = err instanceof ConfigInvalidError ? err.problems.map(formatProblem) : undefined;
+      this.log.error('config reload failed: keeping the running config', { config: file, error: err, ...(problems ? { problems } : {}) });
+      return { ok: false, error: err instanceof Error ? err : new Error(String(err)), ...(problems ? { problems } : {}) };
+    }
   }
 
   /**

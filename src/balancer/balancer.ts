@@ -25,6 +25,7 @@ export class ServiceBalancer {
   private readonly random: () => number;
   private listed = false;
   private readonly agentPorts = new Map<string, number>();
+  private readonly znodes = new Map<string, string>();
   /** Member objects whose `load` has been taken as a report. */
   private readonly reported = new WeakSet<Member>();
 
@@ -66,10 +67,12 @@ export class ServiceBalancer {
     const first = !this.listed;
     this.listed = true;
     this.agentPorts.clear();
+    this.znodes.clear();
     for (const m of members) {
       const id = formatAddress(m.host, m.port);
       this.states.setRegistryDrain(id, m.drain === true);
       if (m.agentPort !== undefined) this.agentPorts.set(id, m.agentPort);
+      if (m.znode !== undefined) this.znodes.set(id, m.znode);
       // Registry load is utilization (0 idle, 1 saturated), as ORCA's: the
       // idle share scales the weight. Discovery makes a new member object
       // only when the znode was written, so a report is stamped when it was
@@ -92,6 +95,11 @@ export class ServiceBalancer {
     this.current = this.build(backends);
     for (const id of before) if (!after.has(id)) this.states.setRemoved(id, true);
     return true;
+  }
+
+  /** The znode a member was read from, for ZooKeeper services (admin API). */
+  znode(id: string): string | undefined {
+    return this.znodes.get(id);
   }
 
   /** A member's own agent port from the registry or config, if it gave one. */

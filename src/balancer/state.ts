@@ -31,8 +31,31 @@ export interface StateEvent {
   readonly [field: string]: unknown;
 }
 
+/** One backend's live state as plain data (admin API, status page). */
+export interface BackendSnapshot {
+  readonly id: string;
+  /** `draining` (held), `down` (unhealthy), `panic` (unhealthy but used: panic mode) or `up`. */
+  readonly state: 'up' | 'down' | 'draining' | 'panic';
+  readonly usable: boolean;
+  readonly configuredWeight: number;
+  readonly weight: number;
+  readonly ramp: number;
+  readonly active: number;
+  /** Connections or requests started since Drover started (or the backend came back). */
+  readonly total: number;
+  readonly latencyMs: number | undefined;
+  readonly report: LoadReport | undefined;
+  readonly checksDown: boolean;
+  readonly agentDown: boolean;
+  readonly maxConn: number | undefined;
+  readonly drains: readonly Drain[];
+  readonly ejectedUntil: number | undefined;
+  readonly ejections: number;
+}
+
 interface Live {
   active: number;
+  total: number;
   /** Closes one open connection or request; called when a drain times out. */
   closers: Set<() => void>;
   /** Peak-EWMA latency in ms at `costAt`; undefined until the first sample. */
@@ -140,6 +163,7 @@ export class BackendStates implements BackendStateView {
   acquire(id: string, close?: () => void): void {
     const s = this.entry(id);
     s.active++;
+    s.total++;
     if (close) s.closers.add(close);
     // A pick from a candidate list made just before the backend left: it
     // drains like the backend's other connections, and is then forgotten.
@@ -292,6 +316,35 @@ export class BackendStates implements BackendStateView {
     this.panicDirty = true;
   }
 
+  /**
+   * Everything known about one backend, as plain data for the admin API and
+   * the status page. `weight` is the effective weight (overrides, slow start).
+   */
+  snapshot(backend: Backend): BackendSnapshot {
+    const s = this.live.get(backend.id);
+    const now = this.now();
+    const healthy = !s || this.healthy(s);
+    const drains = s ? [...s.drains] : [];
+    return {
+      id: backend.id,
+      state: drains.length > 0 ? 'draining' : healthy ? 'up' : this.inPanic() ? 'panic' : 'down',
+      usable: this.usable(backend.id),
+      configuredWeight: backend.weight,
+      weight: this.weight(backend),
+      ramp: this.ramp(backend.id),
+      active: s?.active ?? 0,
+      total: s?.total ?? 0,
+      latencyMs: this.latency(backend.id),
+      report: s?.report,
+      checksDown: s?.down ?? false,
+      agentDown: s?.agentDown ?? false,
+      maxConn: s?.maxConn,
+      drains,
+      ejectedUntil: s && s.ejectedUntil > now ? s.ejectedUntil : undefined,
+      ejections: s?.ejections ?? 0,
+    };
+  }
+
   /** Ids that have live state (for tests and the admin API). */
   ids(): string[] {
     return [...this.live.keys()];
@@ -396,6 +449,7 @@ export class BackendStates implements BackendStateView {
     if (!s) {
       s = {
         active: 0,
+        total: 0,
         closers: new Set(),
         cost: undefined,
         costAt: 0,

@@ -55,6 +55,8 @@ export interface Member {
   readonly agentPort?: number;
   /** Utilization 0-1 the member reported in its registry data (`drover register --report-load`). */
   readonly load?: number;
+  /** The znode it was read from (ZooKeeper discovery). */
+  readonly znode?: string;
 }
 
 /**

@@ -207,7 +207,8 @@ export class ZooKeeperSource implements MemberSource {
     if (previous && previous.version === znode.version && !previous.stale) return;
     let member: Member | null = null;
     try {
-      member = parseMember(znode.data, { format: this.options.format, ...(this.options.endpoint ? { endpoint: this.options.endpoint } : {}) });
+      const parsed = parseMember(znode.data, { format: this.options.format, ...(this.options.endpoint ? { endpoint: this.options.endpoint } : {}) });
+      member = parsed && { ...parsed, znode: full };
     } catch (err) {
       if (!(err instanceof MemberFormatError)) throw err;
       if (previous?.version !== znode.version) {
