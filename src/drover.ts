@@ -1,8 +1,9 @@
 import { isDeepStrictEqual } from 'node:util';
+import { AdminServer } from './admin/server.js';
 import { ServiceBalancer, type BalancerClock } from './balancer/balancer.js';
 import type { StateSettings } from './balancer/state.js';
 import { bindsOverlap } from './config/address.js';
-import type { DroverConfig, ListenerConfig, ServiceConfig, StrategyConfig } from './config/schema.js';
+import type { AdminConfig, DroverConfig, ListenerConfig, ServiceConfig, StrategyConfig } from './config/schema.js';
 import type { MemberSource } from './discovery/source.js';
 import { StaticSource } from './discovery/static.js';
 import { ZooKeeperConnection } from './discovery/zk.js';
@@ -11,6 +12,7 @@ import { loadConfig } from './config/load.js';
 import { ConfigInvalidError, formatProblem, ReloadError } from './errors.js';
 import { ServiceHealth } from './health/service-health.js';
 import { Logger } from './log.js';
+import { Metrics } from './metrics/metrics.js';
 import { HttpListener } from './proxy/http.js';
 import type { Listener, ServiceEntry } from './proxy/listener.js';
 import { TcpListener } from './proxy/tcp.js';
@@ -45,6 +47,10 @@ export class Drover {
   readonly log: Logger;
   /** The shared ZooKeeper connection, when any service uses ZooKeeper. */
   zookeeper: ZooKeeperConnection | undefined;
+  /** Prometheus metrics, served at the admin server's /metrics; created only when the config has `admin:`. */
+  metrics: Metrics | undefined;
+  /** The admin server (API, status page, metrics) while the config has `admin:`. */
+  admin: AdminServer | undefined;
   private readonly runtimes = new Map<string, ServiceRuntime>();
   /** What listeners read: replaced per service on reload. */
   private readonly entries = new Map<string, ServiceEntry>();
@@ -61,23 +67,22 @@ export class Drover {
   }
 
   /**
-   * Starts discovery and checks, then binds every listener. If one cannot
-   * bind, the ones already bound are closed and the ListenError is thrown: a
-   * half-started proxy would hide the problem.
+   * Starts discovery and checks, then binds every listener, then the admin
+   * server. If one cannot bind, the ones already bound are closed and the
+   * ListenError is thrown: a half-started proxy would hide the problem.
    */
   static async start(config: DroverConfig, options: DroverOptions = {}): Promise<Drover> {
     const d = new Drover(config, options);
     d.connectZooKeeper(config);
     for (const s of config.services.values()) d.addService(s, config);
-    for (const l of config.listeners) {
-      try {
-        await d.addListener(l);
-      } catch (err) {
-        await Promise.all(d.listeners.map((x) => x.drain(0)));
-        await Promise.all([...d.runtimes.keys()].map((name) => d.removeService(name)));
-        d.zookeeper?.close();
-        throw err;
-      }
+    try {
+      for (const l of config.listeners) await d.addListener(l);
+      if (config.admin) d.admin = await d.startAdmin(config.admin);
+    } catch (err) {
+      await Promise.all(d.listeners.map((x) => x.drain(0)));
+      await Promise.all([...d.runtimes.keys()].map((name) => d.removeService(name)));
+      d.zookeeper?.close();
+      throw err;
     }
     return d;
   }
@@ -89,6 +94,11 @@ export class Drover {
    */
   get ready(): boolean {
     return [...this.services.values()].every((b) => b.ready);
+  }
+
+  /** True once stop() was called (the admin API's /readyz then answers 503). */
+  get isStopping(): boolean {
+    return this.stopping;
   }
 
   /** The listener named `name` (tests and the admin API). */
@@ -165,6 +175,7 @@ export class Drover {
     clearTimeout(cut);
     await Promise.all([...this.runtimes.keys()].map((name) => this.removeService(name)));
     this.zookeeper?.close();
+    await this.stopAdmin();
     this.log.info('stopped');
   }
 
@@ -210,8 +221,10 @@ export class Drover {
     const newServices = [...config.services.values()].filter((s) => !this.runtimes.has(s.name));
     for (const s of newServices) this.addService(s, config);
     const bound: Listener[] = [];
+    let admin: AdminServer | undefined;
     try {
       for (const l of free) bound.push(await this.addListener(l));
+      admin = await this.prepareAdmin(config, removed);
     } catch (err) {
       for (const l of bound) this.listeners.splice(this.listeners.indexOf(l), 1);
       await Promise.all(bound.map((l) => l.drain(0)));
@@ -250,8 +263,63 @@ export class Drover {
         this.log.error('listener could not take over its address', { listener: l.name, error: err });
       }
     }
+    await this.switchAdmin(config.admin, admin);
     for (const name of [...this.runtimes.keys()]) if (!config.services.has(name)) await this.removeService(name, true);
     this.pruneEntries();
+  }
+
+  /** Creates the metrics if needed and binds an admin server on `config.listen`; rejects with ListenError. */
+  private async startAdmin(config: AdminConfig): Promise<AdminServer> {
+    this.metrics ??= new Metrics();
+    const admin = new AdminServer(this.log);
+    await admin.start(this, config);
+    this.log.info('admin server started', { bind: admin.address, token: config.token !== undefined });
+    return admin;
+  }
+
+  /**
+   * Reload, before anything changes: the admin server the new config will
+   * use. The running one when `admin.listen` stays; a new one bound now when
+   * it moved (a bind failure refuses the reload); undefined when there is
+   * none, or when the new address is held by the old server or a removed
+   * listener, so it can only be bound once they stop accepting (switchAdmin).
+   */
+  private async prepareAdmin(config: DroverConfig, removed: readonly Listener[]): Promise<AdminServer | undefined> {
+    const want = config.admin;
+    const running = this.admin?.settings;
+    if (!want) return undefined;
+    if (this.admin && running?.listen.id === want.listen.id) return this.admin;
+    const held = (running && bindsOverlap(running.listen, want.listen)) || removed.some((l) => bindsOverlap(l.config.bind, want.listen));
+    return held ? undefined : this.startAdmin(want);
+  }
+
+  /**
+   * Reload, once the new config applies: the token takes effect at once; an
+   * old server that was replaced or removed stops accepting and closes once
+   * its requests (the reload call itself, maybe) are answered.
+   */
+  private async switchAdmin(config: AdminConfig | undefined, next: AdminServer | undefined): Promise<void> {
+    const old = this.admin;
+    this.admin = next;
+    if (old && old === next) return old.configure(config!);
+    if (old) {
+      this.log.info('admin server closing', { bind: old.address });
+      void old.close();
+    }
+    if (config && !next) {
+      try {
+        this.admin = await this.startAdmin(config);
+      } catch (err) {
+        this.log.error('admin server could not take over its address', { bind: config.listen.id, error: err });
+      }
+    }
+  }
+
+  /** Closes the admin server (stop). */
+  private async stopAdmin(): Promise<void> {
+    const admin = this.admin;
+    this.admin = undefined;
+    await admin?.close();
   }
 
   /** Forgets removed services once no draining listener can still route to them. */
