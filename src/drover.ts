@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import { isDeepStrictEqual } from 'node:util';
 import { AdminServer } from './admin/server.js';
 import { ServiceBalancer, type BalancerClock } from './balancer/balancer.js';
@@ -12,7 +13,9 @@ import { loadConfig } from './config/load.js';
 import { ConfigInvalidError, formatProblem, ReloadError } from './errors.js';
 import { ServiceHealth } from './health/service-health.js';
 import { Logger } from './log.js';
+import { AccessLog } from './metrics/access-log.js';
 import { Metrics } from './metrics/metrics.js';
+import { ListenerObserver } from './metrics/observer.js';
 import { HttpListener } from './proxy/http.js';
 import type { Listener, ServiceEntry } from './proxy/listener.js';
 import { TcpListener } from './proxy/tcp.js';
@@ -47,10 +50,13 @@ export class Drover {
   readonly log: Logger;
   /** The shared ZooKeeper connection, when any service uses ZooKeeper. */
   zookeeper: ZooKeeperConnection | undefined;
-  /** Prometheus metrics, served at the admin server's /metrics; created only when the config has `admin:`. */
+  /** Prometheus metrics: created when the config has `admin:` (at start, or by the reload that adds it), then kept; served at the admin server's /metrics. */
   metrics: Metrics | undefined;
   /** The admin server (API, status page, metrics) while the config has `admin:`. */
   admin: AdminServer | undefined;
+  private accessLog: AccessLog | undefined;
+  /** Unreadable members each ZooKeeper source had reported at its last listing. */
+  private readonly invalidSeen = new WeakMap<MemberSource, number>();
   private readonly runtimes = new Map<string, ServiceRuntime>();
   /** What listeners read: replaced per service on reload. */
   private readonly entries = new Map<string, ServiceEntry>();
@@ -74,6 +80,8 @@ export class Drover {
   static async start(config: DroverConfig, options: DroverOptions = {}): Promise<Drover> {
     const d = new Drover(config, options);
     d.connectZooKeeper(config);
+    d.startMetrics(config);
+    d.observe(config);
     for (const s of config.services.values()) d.addService(s, config);
     try {
       for (const l of config.listeners) await d.addListener(l);
@@ -82,6 +90,7 @@ export class Drover {
       await Promise.all(d.listeners.map((x) => x.drain(0)));
       await Promise.all([...d.runtimes.keys()].map((name) => d.removeService(name)));
       d.zookeeper?.close();
+      await d.accessLog?.close();
       throw err;
     }
     return d;
@@ -122,7 +131,10 @@ export class Drover {
    */
   reload(config: DroverConfig): Promise<void> {
     const run = this.reloading.then(() => this.apply(config));
-    this.reloading = run.catch(() => {});
+    this.reloading = run.then(
+      () => this.metrics?.reloaded(true),
+      () => this.metrics?.reloaded(false),
+    );
     return run;
   }
 
@@ -146,10 +158,12 @@ export class Drover {
       const config = await loadConfig(file);
       await this.apply(config);
       this.log.info('config reloaded', { config: file, listeners: config.listeners.length, services: config.services.size });
+      this.metrics?.reloaded(true);
       return { ok: true };
     } catch (err) {
       const problems = err instanceof ConfigInvalidError ? err.problems.map(formatProblem) : undefined;
       this.log.error('config reload failed: keeping the running config', { config: file, error: err, ...(problems ? { problems } : {}) });
+      this.metrics?.reloaded(false);
       return { ok: false, error: err instanceof Error ? err : new Error(String(err)), ...(problems ? { problems } : {}) };
     }
   }
@@ -176,6 +190,7 @@ export class Drover {
     await Promise.all([...this.runtimes.keys()].map((name) => this.removeService(name)));
     this.zookeeper?.close();
     await this.stopAdmin();
+    await this.accessLog?.close();
     this.log.info('stopped');
   }
 
@@ -218,6 +233,7 @@ export class Drover {
     }
 
     this.connectZooKeeper(config);
+    this.startMetrics(config);
     const newServices = [...config.services.values()].filter((s) => !this.runtimes.has(s.name));
     for (const s of newServices) this.addService(s, config);
     const bound: Listener[] = [];
@@ -266,11 +282,11 @@ export class Drover {
     await this.switchAdmin(config.admin, admin);
     for (const name of [...this.runtimes.keys()]) if (!config.services.has(name)) await this.removeService(name, true);
     this.pruneEntries();
+    this.observe(config);
   }
 
-  /** Creates the metrics if needed and binds an admin server on `config.listen`; rejects with ListenError. */
+  /** Binds an admin server on `config.listen` (the metrics exist by then: startMetrics); rejects with ListenError. */
   private async startAdmin(config: AdminConfig): Promise<AdminServer> {
-    this.metrics ??= new Metrics();
     const admin = new AdminServer(this.log);
     await admin.start(this, config);
     this.log.info('admin server started', { bind: admin.address, token: config.token !== undefined });
@@ -392,7 +408,7 @@ export class Drover {
   }
 
   private startSource(name: string, source: MemberSource): void {
-    source.start((members) => {
+    source.start((members, since) => {
       const runtime = this.runtimes.get(name);
       if (!runtime || runtime.source !== source) return; // replaced by a reload
       const { balancer, health } = runtime;
@@ -408,11 +424,13 @@ export class Drover {
       if (first) this.log.info('service ready', { service: name, members: balancer.backends.length });
       if (first && balancer.backends.length === 0) this.log.warn('service has no members: its clients will be refused', { service: name });
       if (first && this.ready) this.log.info('all services ready');
+      this.countDiscovery(name, source, since);
     });
   }
 
   private async addListener(l: ListenerConfig): Promise<Listener> {
     const listener: Listener = l.mode === 'tcp' ? new TcpListener(l, this.entries, this.log) : new HttpListener(l, this.entries, this.log);
+    this.attach(listener);
     await listener.listen();
     this.listeners.push(listener);
     this.log.info('listener started', {
@@ -424,6 +442,51 @@ export class Drover {
         : { routes: l.routes.map((r) => r.service) }),
     });
     return listener;
+  }
+
+  // Metrics and the access log (src/metrics/) -------------------------------
+
+  /**
+   * Creates the metrics when the config has `admin:` (at start, or on the
+   * reload that adds it); they are kept after. Attaches Drover's live state
+   * to them whoever created them, and registers the ZooKeeper metrics once
+   * there is a connection.
+   */
+  private startMetrics(config: DroverConfig): void {
+    if (config.admin) this.metrics ??= new Metrics();
+    this.metrics?.attach({
+      services: this.services,
+      zookeeper: () => this.zookeeper,
+      listeners: () => [...this.listeners, ...this.leaving.keys()].map((l) => l.config.name),
+    });
+  }
+
+  /**
+   * Opens, swaps or closes the access log for `config` (start, each reload),
+   * and gives every listener its observer. A reload reopens a file even when
+   * its path is unchanged, so rotation is: move the file, then SIGHUP.
+   */
+  private observe(config: DroverConfig): void {
+    if (config.accessLog !== this.accessLog?.target || config.accessLog !== 'stdout') {
+      void this.accessLog?.close();
+      this.accessLog = config.accessLog ? AccessLog.open(config.accessLog, this.log) : undefined;
+    }
+    for (const l of [...this.listeners, ...this.leaving.keys()]) this.attach(l);
+  }
+
+  /** Gives a listener its observer, or none when there are neither metrics nor an access log (then it pays nothing). */
+  private attach(l: Listener): void {
+    if (!this.metrics && !this.accessLog) l.observer = undefined;
+    else if (l.observer) l.observer.update(l.config.name, this.metrics, this.accessLog);
+    else l.observer = new ListenerObserver(l.config.name, this.metrics, this.accessLog);
+  }
+
+  /** Counts one member list applied to a balancer: its delay since the event that caused it, and new unreadable members. */
+  private countDiscovery(service: string, source: MemberSource, since: number | undefined): void {
+    if (!this.metrics) return;
+    const invalid = source instanceof ZooKeeperSource ? source.invalidMembers : 0;
+    this.metrics.discovered(service, since === undefined ? undefined : (performance.now() - since) / 1000, invalid - (this.invalidSeen.get(source) ?? 0));
+    this.invalidSeen.set(source, invalid);
   }
 }
 

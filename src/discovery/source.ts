@@ -6,8 +6,12 @@ import type { Member } from '../config/schema.js';
  * snapshot. Static lists deliver once; ZooKeeper delivers on every change.
  */
 export interface MemberSource {
-  /** Starts delivering; `onMembers` may be called synchronously. */
-  start(onMembers: (members: readonly Member[]) => void): void;
+  /**
+   * Starts delivering; `onMembers` may be called synchronously. `since`,
+   * when given, is the performance.now() of the event that caused this list
+   * (for drover_discovery_update_seconds).
+   */
+  start(onMembers: (members: readonly Member[], since?: number) => void): void;
   /** Stops delivering and releases what the source holds. */
   stop(): Promise<void>;
 }

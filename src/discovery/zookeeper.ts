@@ -1,3 +1,4 @@
+import { performance } from 'node:perf_hooks';
 import type { Member } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { MemberFormatError, parseMember, type ZnodeFormat } from './formats.js';
@@ -49,7 +50,9 @@ export class ZooKeeperSource implements MemberSource {
    * chunk); comparing generations catches that, so the change is not lost.
    */
   private readonly generations = new Map<string, number>();
-  private onMembers: ((members: readonly Member[]) => void) | undefined;
+  private onMembers: ((members: readonly Member[], since?: number) => void) | undefined;
+  /** performance.now() of the first event (watch, new session) not yet answered by a delivered listing. */
+  private trigger: number | undefined;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
   private again = false;
@@ -74,7 +77,7 @@ export class ZooKeeperSource implements MemberSource {
     readonly service: string,
   ) {}
 
-  start(onMembers: (members: readonly Member[]) => void): void {
+  start(onMembers: (members: readonly Member[], since?: number) => void): void {
     this.onMembers = onMembers;
     this.zk.on('session', this.onSession);
     this.schedule(0);
@@ -96,16 +99,19 @@ export class ZooKeeperSource implements MemberSource {
     this.generations.clear();
     this.childWatch = false;
     this.existsWatch = false;
+    this.trigger ??= performance.now();
     this.schedule(0);
   };
 
   private readonly onChildWatch = () => {
     this.childWatch = false;
+    this.trigger ??= performance.now();
     this.schedule();
   };
 
   private readonly onExistsWatch = () => {
     this.existsWatch = false;
+    this.trigger ??= performance.now();
     this.schedule();
   };
 
@@ -125,13 +131,18 @@ export class ZooKeeperSource implements MemberSource {
   private async run(): Promise<void> {
     this.running = true;
     this.again = false;
+    // Events from here on are answered by the next listing, not this one.
+    const since = this.trigger;
+    this.trigger = undefined;
     try {
       const members = await this.list();
       this.retryDelay = RETRY_MIN_MS;
       this.listings++;
-      if (!this.stopped) this.onMembers?.(members);
+      if (!this.stopped) this.onMembers?.(members, since);
     } catch (err) {
       if (this.stopped) return;
+      // The retry answers the same event: its time keeps counting.
+      if (since !== undefined) this.trigger = Math.min(since, this.trigger ?? since);
       this.log.warn('zookeeper listing failed: retrying, serving the last known members', {
         service: this.service,
         path: this.options.path,
@@ -193,6 +204,7 @@ export class ZooKeeperSource implements MemberSource {
     let znode;
     try {
       znode = await this.zk.getData(full, () => {
+        this.trigger ??= performance.now();
         this.generations.set(name, (this.generations.get(name) ?? 0) + 1);
         const cached = this.cache.get(name);
         if (cached) cached.stale = true;

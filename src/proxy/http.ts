@@ -6,6 +6,8 @@ import { formatAddress } from '../config/address.js';
 import type { HttpListenerConfig } from '../config/schema.js';
 import { idlePercent, ORCA_HEADER, parseOrca } from '../health/orca.js';
 import type { Logger } from '../log.js';
+import type { TrafficSeries } from '../metrics/metrics.js';
+import type { ListenerObserver, RequestObservation } from '../metrics/observer.js';
 import { readBody, type Body } from './body.js';
 import { forwardedHeaders, responseHeaders, TrustedProxies } from './headers.js';
 import { listenOn, type Listener, type ServiceEntry } from './listener.js';
@@ -47,8 +49,12 @@ export class HttpListener implements Listener {
   private readonly handshakes = new WeakMap<Socket, NodeJS.Timeout>();
   /** Client sockets whose upgrade the backend accepted (101 sent on). */
   private readonly upgraded = new WeakSet<Socket>();
+  /** Metrics series of upgrades in progress, counted as connections once the tunnel is up. */
+  private readonly tunnels = new WeakMap<Socket, TrafficSeries>();
   private trust: TrustedProxies;
   private draining: Promise<void> | undefined;
+  /** Metrics and access log; set by Drover only when it has either. */
+  observer: ListenerObserver | undefined;
 
   constructor(
     public config: HttpListenerConfig,
@@ -103,6 +109,7 @@ export class HttpListener implements Listener {
       proxyReq.on('upgrade', (_res, upstream: Socket) => {
         clearTimeout(this.handshakes.get(socket as Socket));
         this.upgraded.add(socket as Socket);
+        this.observer?.opened(this.tunnels.get(socket as Socket));
         // Either side closing takes the other with it.
         upstream.on('close', () => socket.destroy());
         (socket as Socket).on('close', () => upstream.destroy());
@@ -168,6 +175,7 @@ export class HttpListener implements Listener {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const seen = this.observer?.request(req, res);
     if (this.draining) res.setHeader('connection', 'close');
     res.on('finish', () => this.draining && this.server.closeIdleConnections());
     // Node's parser takes a request line without a version for HTTP/0.9; a
@@ -187,9 +195,14 @@ export class HttpListener implements Listener {
     const service = this.services.get(route.service)!;
     const peer = req.socket.remoteAddress;
     const clientAddress = this.trust.clientAddress(peer, req.headers['x-forwarded-for']);
+    if (seen) {
+      seen.service = route.service;
+      seen.client = clientAddress;
+    }
     const headers = forwardedHeaders(req.headers, peer, this.trust.has(peer));
     const body = await readBody(req, RETRY_BODY_LIMIT);
     if (body.kind === 'gone') return;
+    seen?.body(req, body);
     // The upstream framing comes from what Node's parser read, never from
     // forwarded headers: it is set again on each upstream request (see
     // onProxyReq), after http-proxy has had its say, so nothing can leave a
@@ -208,11 +221,13 @@ export class HttpListener implements Listener {
 
     const candidates = service.balancer.candidates(clientAddress);
     if (candidates.length === 0) {
+      this.observer?.noBackend(route.service);
       return local(req, res, 503, 'DROVER_NO_BACKEND', `service ${route.service}: no usable backend`);
     }
     const replayable = body.kind === 'complete' && service.config.idempotentMethods.includes(req.method ?? '');
-    for (const backend of candidates) {
-      const outcome = await this.attempt(req, res, backend, service, body, framing, replayable);
+    for (const [i, backend] of candidates.entries()) {
+      if (i > 0) this.observer?.retry(route.service);
+      const outcome = await this.attempt(req, res, backend, service, body, framing, replayable, seen);
       if (outcome === 'done' || outcome === 'client-gone') return;
       if (outcome === 'timeout') {
         return local(req, res, 504, 'DROVER_UPSTREAM_TIMEOUT', `backend ${backend.id} sent no response headers within ${this.config.timeouts.response}ms`);
@@ -234,8 +249,11 @@ export class HttpListener implements Listener {
     body: Exclude<Body, { kind: 'gone' }>,
     framing: Framing,
     replayable: boolean,
+    seen: RequestObservation | undefined,
   ): Promise<Outcome> {
     const states = service.balancer.states;
+    const name = service.balancer.name;
+    if (seen) seen.backend = backend.id;
     const started = performance.now();
     const connectTimeout = this.config.timeouts.connect ?? service.config.timeouts.connect;
     return new Promise<Outcome>((resolve) => {
@@ -246,6 +264,7 @@ export class HttpListener implements Listener {
         res.destroy();
       };
       states.acquire(backend.id, close);
+      const series = this.observer?.acquire(name, backend.id);
       let connected = false;
       let responded = false;
       let timedOut = false;
@@ -253,7 +272,10 @@ export class HttpListener implements Listener {
       let released = false;
       let connectTimer: NodeJS.Timeout | undefined;
       const release = () => {
-        if (!released) states.release(backend.id, close);
+        if (!released) {
+          states.release(backend.id, close);
+          this.observer?.release(series);
+        }
         released = true;
       };
       const settle = (outcome: Outcome) => {
@@ -279,6 +301,7 @@ export class HttpListener implements Listener {
         timedOut = true;
         states.sample(backend.id, this.config.timeouts.response);
         states.outcome(backend.id, false);
+        this.observer?.upstreamError(name, backend.id, 'timeout');
         settle('timeout');
       };
       let responseTimer = setTimeout(onResponseTimeout, this.config.timeouts.response);
@@ -309,7 +332,7 @@ export class HttpListener implements Listener {
           r.path = req.url ?? '/';
           const socket = r.socket!;
           if (!socket.connecting) return feed(r);
-          connectTimer = setTimeout(() => r.destroy(new Error(`connect timeout after ${connectTimeout}ms`)), connectTimeout);
+          connectTimer = setTimeout(() => r.destroy(Object.assign(new Error(`connect timeout after ${connectTimeout}ms`), { code: 'ETIMEDOUT' })), connectTimeout);
           socket.once('connect', () => {
             clearTimeout(connectTimer);
             feed(r);
@@ -335,6 +358,7 @@ export class HttpListener implements Listener {
             // A backend's malformed status line or header must not crash the
             // proxy: it is a bad gateway, and not retried (it saw the request).
             this.log.warn('invalid response from backend', { listener: this.config.name, backend: backend.id, error: err });
+            this.observer?.upstreamError(name, backend.id, 'invalid_response');
             proxyRes.destroy();
             if (!res.headersSent) for (const name of res.getHeaderNames()) res.removeHeader(name);
             settle('bad-gateway');
@@ -347,6 +371,7 @@ export class HttpListener implements Listener {
             release();
             if (!res.writableFinished) proxyRes.destroy();
           });
+          seen?.answer(proxyRes, status);
           proxyRes.pipe(res);
           settle('done');
         },
@@ -357,6 +382,7 @@ export class HttpListener implements Listener {
           return;
         }
         this.log.debug('backend request failed', { listener: this.config.name, backend: backend.id, error: err });
+        this.observer?.upstreamError(name, backend.id, err);
         // A failure counts as the slowest answer, so response-time backs off from it.
         states.sample(backend.id, Math.max(performance.now() - started, connectTimeout));
         if (!timedOut && !responded) states.outcome(backend.id, false);
@@ -380,18 +406,27 @@ export class HttpListener implements Listener {
     const service = this.services.get(route.service)!;
     const peer = req.socket.remoteAddress;
     const [backend] = service.balancer.candidates(this.trust.clientAddress(peer, req.headers['x-forwarded-for']));
-    if (!backend) return rawResponse(socket, 503, 'DROVER_NO_BACKEND', `service ${route.service}: no usable backend`);
+    if (!backend) {
+      this.observer?.noBackend(route.service);
+      return rawResponse(socket, 503, 'DROVER_NO_BACKEND', `service ${route.service}: no usable backend`);
+    }
     req.headers = forwardedHeaders(req.headers, peer, this.trust.has(peer), true) as IncomingMessage['headers'];
     const states = service.balancer.states;
     const close = () => socket.destroy();
     states.acquire(backend.id, close);
-    socket.once('close', () => states.release(backend.id, close));
+    const series = this.observer?.acquire(route.service, backend.id);
+    if (series) this.tunnels.set(socket, series);
+    socket.once('close', () => {
+      states.release(backend.id, close);
+      this.observer?.release(series);
+    });
     const handshake = setTimeout(() => socket.destroy(), this.config.timeouts.response);
     this.handshakes.set(socket, handshake);
     socket.once('close', () => clearTimeout(handshake));
     try {
       this.proxy.ws(req, socket, head, { target: { host: backend.host, port: backend.port } }, (err) => {
         this.log.debug('upgrade failed', { listener: this.config.name, backend: backend.id, error: err });
+        if (!this.upgraded.has(socket)) this.observer?.upstreamError(route.service, backend.id, err);
         if (!this.upgraded.has(socket) && socket.writable) rawResponse(socket, 502, 'DROVER_UPSTREAM_FAILED', `backend ${backend.id} failed`);
       });
     } catch (err) {

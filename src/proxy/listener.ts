@@ -3,6 +3,7 @@ import type { ServiceBalancer } from '../balancer/balancer.js';
 import type { ListenerConfig, ServiceConfig } from '../config/schema.js';
 import { ListenError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ListenerObserver } from '../metrics/observer.js';
 
 /**
  * What Drover asks of a listener of any mode. HTTP tests talk to a listener
@@ -27,6 +28,8 @@ export interface Listener {
   drain(timeoutMs: number): Promise<void>;
   /** Closes every connection now. */
   destroyAll(): void;
+  /** Metrics and access log; set by Drover only when it has either. */
+  observer: ListenerObserver | undefined;
 }
 
 /**

@@ -5,6 +5,7 @@ import { formatAddress } from '../config/address.js';
 import type { ServiceConfig, TcpListenerConfig } from '../config/schema.js';
 import { NoBackendError, UpstreamError } from '../errors.js';
 import type { Logger } from '../log.js';
+import type { ConnectionObservation, ListenerObserver } from '../metrics/observer.js';
 import { listenOn, type Listener, type ServiceEntry } from './listener.js';
 import { proxyHeader } from './proxy-protocol.js';
 
@@ -26,6 +27,8 @@ export class TcpListener implements Listener {
   /** Client sockets, each with its backend socket once connected. */
   private readonly open = new Map<Socket, Socket | undefined>();
   private closed: Promise<void> | undefined;
+  /** Metrics and access log; set by Drover only when it has either. */
+  observer: ListenerObserver | undefined;
 
   constructor(
     public config: TcpListenerConfig,
@@ -102,16 +105,18 @@ export class TcpListener implements Listener {
     client.on('error', () => client.destroy());
     const clientAddress = client.remoteAddress;
     const service = this.services.get(this.config.service)!;
+    const seen = this.observer?.connection(client, service.balancer.name);
     const candidates = service.balancer.candidates(clientAddress);
     if (candidates.length === 0) {
       this.log.debug('no usable backend', { listener: this.config.name, error: new NoBackendError(service.balancer.name) });
+      this.observer?.noBackend(service.balancer.name);
       client.destroy();
       return;
     }
-    this.tryConnect(client, service, candidates, 0);
+    this.tryConnect(client, service, candidates, 0, seen);
   }
 
-  private tryConnect(client: Socket, service: ServiceEntry, candidates: Backend[], index: number, lastError?: Error): void {
+  private tryConnect(client: Socket, service: ServiceEntry, candidates: Backend[], index: number, seen: ConnectionObservation | undefined, lastError?: Error): void {
     if (client.destroyed) return;
     const backend = candidates[index];
     const { balancer, config: serviceConfig } = service;
@@ -121,6 +126,7 @@ export class TcpListener implements Listener {
       client.destroy();
       return;
     }
+    if (index > 0) this.observer?.retry(balancer.name);
     const states = balancer.states;
     const started = performance.now();
     const upstream = connect({ host: backend.host, port: backend.port, allowHalfOpen: true, noDelay: true });
@@ -130,14 +136,18 @@ export class TcpListener implements Listener {
       client.destroy();
     };
     states.acquire(backend.id, close);
+    const series = this.observer?.acquire(balancer.name, backend.id);
     let released = false;
     const release = () => {
-      if (!released) states.release(backend.id, close);
+      if (!released) {
+        states.release(backend.id, close);
+        this.observer?.release(series);
+      }
       released = true;
     };
     upstream.on('close', release);
     const timer = setTimeout(
-      () => upstream.destroy(new Error(`connect timeout after ${serviceConfig.timeouts.connect}ms`)),
+      () => upstream.destroy(Object.assign(new Error(`connect timeout after ${serviceConfig.timeouts.connect}ms`), { code: 'ETIMEDOUT' })),
       serviceConfig.timeouts.connect,
     );
     const abandon = () => {
@@ -153,8 +163,9 @@ export class TcpListener implements Listener {
       // backend, never sampled, would decay to "fastest" for response-time.
       states.sample(backend.id, serviceConfig.timeouts.connect);
       states.outcome(backend.id, false);
+      this.observer?.upstreamError(balancer.name, backend.id, err);
       this.log.debug('backend connect failed', { listener: this.config.name, backend: backend.id, error: err });
-      this.tryConnect(client, service, candidates, index + 1, err);
+      this.tryConnect(client, service, candidates, index + 1, seen, err);
     };
     upstream.once('error', onConnectError);
     upstream.once('connect', () => {
@@ -163,6 +174,7 @@ export class TcpListener implements Listener {
       client.off('close', abandon);
       states.sample(backend.id, performance.now() - started);
       states.outcome(backend.id, true);
+      seen?.connected(backend.id, series);
       this.pipe(client, upstream, backend, serviceConfig);
     });
   }
@@ -179,6 +191,7 @@ export class TcpListener implements Listener {
     };
     client.on('error', fail);
     upstream.on('error', fail);
+    if (this.observer) upstream.on('error', (err) => this.observer?.upstreamError(serviceConfig.name, backend.id, err));
     // A side that closed because of an error takes the other with it; a clean
     // close after both FINs needs nothing, and must not cut buffered bytes.
     client.on('close', (hadError) => hadError && upstream.destroy());
