@@ -55,6 +55,8 @@ export class Drover {
   /** The admin server (API, status page, metrics) while the config has `admin:`. */
   admin: AdminServer | undefined;
   private accessLog: AccessLog | undefined;
+  /** An admin server a reload replaced, while it finishes its requests (stop waits for it). */
+  private closingAdmin: Promise<void> | undefined;
   /** Unreadable members each ZooKeeper source had reported at its last listing. */
   private readonly invalidSeen = new WeakMap<MemberSource, number>();
   private readonly runtimes = new Map<string, ServiceRuntime>();
@@ -64,6 +66,7 @@ export class Drover {
   private readonly leaving = new Map<Listener, Promise<void>>();
   private reloading: Promise<void> = Promise.resolve();
   private stopping = false;
+  private queuedReload: Promise<ReloadResult> | undefined;
 
   private constructor(
     public config: DroverConfig,
@@ -146,7 +149,13 @@ export class Drover {
    * turn comes, so the last call applies the newest file.
    */
   reloadFile(): Promise<ReloadResult> {
-    const run = this.reloading.then(() => this.reloadFromDisk());
+    // Calls that arrive while one is waiting its turn share it: it reads the file when it runs.
+    if (this.queuedReload) return this.queuedReload;
+    const run = this.reloading.then(() => {
+      this.queuedReload = undefined;
+      return this.reloadFromDisk();
+    });
+    this.queuedReload = run;
     this.reloading = run.then(() => {});
     return run;
   }
@@ -190,6 +199,7 @@ export class Drover {
     await Promise.all([...this.runtimes.keys()].map((name) => this.removeService(name)));
     this.zookeeper?.close();
     await this.stopAdmin();
+    await this.closingAdmin;
     await this.accessLog?.close();
     this.log.info('stopped');
   }
@@ -282,6 +292,7 @@ export class Drover {
     await this.switchAdmin(config.admin, admin);
     for (const name of [...this.runtimes.keys()]) if (!config.services.has(name)) await this.removeService(name, true);
     this.pruneEntries();
+    this.metrics?.prune();
     this.observe(config);
   }
 
@@ -320,7 +331,7 @@ export class Drover {
     if (old && old === next) return old.configure(config!);
     if (old) {
       this.log.info('admin server closing', { bind: old.address });
-      void old.close();
+      this.closingAdmin = old.close();
     }
     if (config && !next) {
       try {

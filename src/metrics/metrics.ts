@@ -29,7 +29,8 @@ export function upstreamReason(err: unknown): UpstreamReason {
     case 'ECONNABORTED':
       return 'reset';
     default:
-      return 'other';
+      // Node's HTTP parser refusing what the backend sent (HPE_INVALID_HEADER_TOKEN, ...).
+      return typeof code === 'string' && code.startsWith('HPE_') ? 'invalid_response' : 'other';
   }
 }
 
@@ -239,7 +240,6 @@ export class Metrics {
     this.view = view;
     const registers = [this.registry];
     const refresh = () => this.refresh();
-    collectDefaultMetrics({ register: this.registry, prefix: 'drover_' });
 
     const requests: Counter<'listener' | 'service' | 'backend' | 'code'> = new Counter({
       name: 'drover_requests_total',
@@ -462,10 +462,20 @@ export class Metrics {
     this.sync();
   }
 
-  /** The exposition text for GET /metrics. */
+  /** The exposition text for GET /metrics: Drover's metrics and Node's process metrics. */
   text(): Promise<string> {
     this.sync();
-    return this.registry.metrics();
+    return Registry.merge([processRegistry(), this.registry]).metrics();
+  }
+
+  /**
+   * Drops the series of backends and services that are gone now, not only at
+   * the next scrape: with nobody scraping, a fleet whose addresses change on
+   * every deploy would otherwise pile up series. Called on member changes.
+   */
+  prune(): void {
+    this.refreshed = false;
+    this.refresh();
   }
 
   /** The Content-Type of text(). */
@@ -539,6 +549,7 @@ export class Metrics {
     c.discoveryUpdates++;
     c.invalidMembers += invalid;
     if (seconds !== undefined) this.discoveryUpdate.observe({ service }, seconds);
+    this.prune();
   }
 
   private *allSeries(): Iterable<TrafficSeries> {
@@ -594,4 +605,20 @@ export class Metrics {
       for (const id of c.errors.keys()) if (!isMember(service, id) && !busy.has(`${service}\n${id}`)) c.errors.delete(id);
     }
   }
+}
+
+let processMetrics: Registry | undefined;
+
+/**
+ * Node's default process metrics, in one registry for the whole process:
+ * prom-client starts an event-loop monitor and a GC observer per call and
+ * cannot stop them, so a library user starting many Drovers must not get
+ * one set each.
+ */
+function processRegistry(): Registry {
+  if (!processMetrics) {
+    processMetrics = new Registry();
+    collectDefaultMetrics({ register: processMetrics, prefix: 'drover_' });
+  }
+  return processMetrics;
 }

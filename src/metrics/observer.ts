@@ -73,7 +73,8 @@ export class ListenerObserver {
     let id: string | undefined;
     if (this.accessLog) {
       const given = req.headers['x-request-id'];
-      if (typeof given === 'string' && given !== '') id = given;
+      // Kept when it is a plausible id; a long or odd one would bloat every log line.
+      if (typeof given === 'string' && /^[\x21-\x7e]{1,200}$/.test(given)) id = given;
       else req.headers['x-request-id'] = id = randomUUID();
     }
     return new RequestObservation(this, req, res, id);
