@@ -118,8 +118,8 @@ async function main(): Promise<number> {
     if (only.has('strategies')) {
       strategyResult = await strategies(
         quick
-          ? { rounds, warmupS: 0.1, pauseMs: 100, slowS: 0.5, flapS: 0.6, flapMs: 300, connections: 24, fastMs: 10, slots: 4 }
-          : { rounds, warmupS: 1, pauseMs: 300, slowS: 10, flapS: 20, flapMs: 10_000, connections: 24, fastMs: 10, slots: 4 },
+          ? { rounds, warmupS: 0.1, pauseMs: 100, slowS: 0.5, flapS: 0.6, flapMs: 300, connections: 12, fastMs: 10, slots: 4 }
+          : { rounds, warmupS: 1, pauseMs: 300, slowS: 10, flapS: 20, flapMs: 10_000, connections: 12, fastMs: 10, slots: 4 },
         log,
       );
       tables.push(...strategyTables(strategyResult));

@@ -13,8 +13,8 @@
  *   capacity, averaged over the last second, at most 0.95 so a busy backend still gets a
  *   trickle of requests and can report that it recovered). With `flapMs`, the server stops
  *   listening and resets its connections for `flapMs`, then listens again, and so on.
- *   IPC `{ type: 'counts' }` answers `{ type: 'counts', counts, loads }` (requests answered so
- *   far, current utilization).
+ *   IPC `{ type: 'counts' }` answers `{ type: 'counts', counts, reportedSum, reportedCount }`
+ *   (per server: requests answered so far, and the sum and number of utilization values sent).
  * - `hold`: a TCP server that accepts connections and keeps them open, silent (idle
  *   connections for the memory scenario). IPC `{ type: 'stats' }` answers `{ connections }`.
  */
@@ -87,6 +87,9 @@ class PoolServer {
   readonly server: Server;
   count = 0;
   port = 0;
+  /** Sum and number of the utilization values sent in answers (what the proxy was told). */
+  reportedSum = 0;
+  reportedCount = 0;
 
   constructor(private readonly spec: PoolSpec) {
     this.server = createHttpServer((req, res) => this.handle(req, res));
@@ -137,10 +140,13 @@ class PoolServer {
           this.busy--;
           this.count++;
           if (!res.destroyed) {
+            const load = this.load;
+            this.reportedSum += load;
+            this.reportedCount++;
             res.writeHead(200, {
               'content-type': 'text/plain',
               'x-backend': String(this.port),
-              'endpoint-load-metrics': `TEXT application_utilization=${this.load.toFixed(3)}`,
+              'endpoint-load-metrics': `TEXT application_utilization=${load.toFixed(3)}`,
             });
             res.end(SMALL);
           }
@@ -157,7 +163,14 @@ async function pool(specs: PoolSpec[]): Promise<void> {
   const servers = specs.map((s) => new PoolServer(s));
   for (const s of servers) await s.start();
   process.on('message', (m: { type?: string }) => {
-    if (m.type === 'counts') send({ type: 'counts', counts: servers.map((s) => s.count), loads: servers.map((s) => s.load) });
+    if (m.type === 'counts') {
+      send({
+        type: 'counts',
+        counts: servers.map((s) => s.count),
+        reportedSum: servers.map((s) => s.reportedSum),
+        reportedCount: servers.map((s) => s.reportedCount),
+      });
+    }
   });
   send({ type: 'listening', ports: servers.map((s) => s.port) });
 }

@@ -4,9 +4,15 @@
  * the same window.
  *
  * Latency: autocannon's own histogram counts whole milliseconds, too coarse for a proxy on
- * loopback, so every response time is also recorded here at full resolution (from autocannon's
- * `response` events) and the percentiles are exact. With autocannon's worker threads those
- * events stay in the workers; then autocannon's millisecond percentiles are used.
+ * loopback, so every response is also timed here (from autocannon's `response` events) and the
+ * percentiles are exact. In a closed loop (no rate limit) each connection sends its next
+ * request as soon as an answer arrives, so an answer's latency is taken as the time since the
+ * previous answer on the same connection (or since the start): the full cycle the client sees,
+ * reconnects included. autocannon's own per-request time is wrong for servers that close the
+ * connection after each answer (it pairs answers with stale send times: 957 ms measured where
+ * the cycle is 51 ms, against node-http-proxy without keep-alive), so it is used only for
+ * rate-limited runs, where connections pause between requests. With autocannon's worker threads
+ * the events stay in the workers; then autocannon's millisecond percentiles are used.
  */
 import autocannon from 'autocannon';
 import { performance } from 'node:perf_hooks';
@@ -135,9 +141,18 @@ export function runLoad(
       });
     });
     if (workers === 0) {
-      instance.on('response', (_client, statusCode: number, _bytes: number, responseTime: number) => {
-        samples.push(responseTime);
-        onResponse?.(statusCode, responseTime);
+      const closedLoop = !spec.overallRate;
+      const last = new Map<unknown, number>();
+      const start = performance.now();
+      instance.on('response', (client, statusCode: number, _bytes: number, responseTime: number) => {
+        let latency = responseTime;
+        if (closedLoop) {
+          const now = performance.now();
+          latency = now - (last.get(client) ?? start);
+          last.set(client, now);
+        }
+        samples.push(latency);
+        onResponse?.(statusCode, latency);
       });
     }
   });

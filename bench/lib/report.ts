@@ -112,10 +112,11 @@ export function strategyTables(r: StrategyResult): Table[] {
       int(x.errors),
       ...x.shares.map((s) => pct(s.median)),
       x.loads.map((l) => (Number.isFinite(l.median) ? l.median.toFixed(2) : '-')).join(' / '),
-      x.strategy === 'agent-load' ? expectedShares(x.loads.map((l) => l.median)) : '',
+      // While a backend is down it reports nothing and its last report stays: the implied shares only mean something while all are up.
+      x.strategy === 'agent-load' && c.id === 'slow' ? expectedShares(x.loads.map((l) => l.median)) : '',
     ]),
     notes: [
-      'shares: requests each backend answered; reported load: the utilization each backend sent in its ORCA header (busy+queued slots over capacity, averaged over 1 s, capped at 0.95), averaged over the window. Only agent-load acts on it: it weighs each backend by (1 - load), so its shares should follow the last column, the shares those reports imply.',
+      'shares: requests each backend answered; reported load: the mean utilization each backend sent in the ORCA header of its answers during the window (busy+queued slots over capacity, averaged over 1 s, capped at 0.95; nothing while down). Only agent-load acts on it: it weighs each backend by (1 - load), so its shares should follow the last column, the shares those reports imply.',
     ],
   }));
 }

@@ -3,7 +3,7 @@
  * three pool backends (bench/children/backend.ts `pool`: limited slots and a FIFO queue, so an
  * overloaded backend gets slower as a real one does, and ORCA load headers for agent-load).
  * The same closed-loop load (a fixed number of connections, each sending its next request when
- * the last is answered: twice as many as the backends have slots together) is offered to each
+ * the last is answered: as many as the three backends have slots together) is offered to each
  * strategy in turn, in interleaved rounds. Closed loop, because autocannon's rate limit sends
  * each second's requests in one burst, which would measure the bursts; a strategy that sends
  * too much to a slow backend shows as lower throughput and a longer tail.
@@ -54,7 +54,7 @@ export interface StrategyMeasurement extends LoadResult {
   strategy: string;
   /** Each backend's share of the requests it answered during the window. */
   shares: number[];
-  /** Each backend's reported utilization, averaged over the window (ORCA header value). */
+  /** The mean utilization each backend sent in its answers' ORCA header during the window. */
   loads: number[];
 }
 
@@ -103,8 +103,14 @@ function yaml(ports: number[]): string {
   return `drainTimeout: 1s\nlogLevel: error\nservices:\n${services}listeners:\n${listeners}`;
 }
 
-async function counts(pool: Child): Promise<{ counts: number[]; loads: number[] }> {
-  return (await pool.ask({ type: 'counts' })) as unknown as { counts: number[]; loads: number[] };
+interface Counts {
+  counts: number[];
+  reportedSum: number[];
+  reportedCount: number[];
+}
+
+async function counts(pool: Child): Promise<Counts> {
+  return (await pool.ask({ type: 'counts' })) as unknown as Counts;
 }
 
 async function runCase(
@@ -127,15 +133,16 @@ async function runCase(
         await runLoad({ ...spec, durationS: plan.warmupS });
         await sleep(plan.pauseMs);
         const before = await counts(pool);
-        const loadSamples: number[][] = [];
-        const poll = setInterval(() => void counts(pool).then((c) => loadSamples.push(c.loads)), 250);
         const r = await runLoad({ ...spec, durationS: windowS }, { drover: [drover.child.pid], backends: [pool.pid] });
-        clearInterval(poll);
         const after = await counts(pool);
         const answered = after.counts.map((c, i) => c - before.counts[i]!);
         const total = sum(answered);
         const shares = answered.map((a) => (total ? a / total : NaN));
-        const loads = specs.map((_, i) => (loadSamples.length ? sum(loadSamples.map((s) => s[i]!)) / loadSamples.length : NaN));
+        // The mean of the utilization values the backend sent during the window (none while down).
+        const loads = specs.map((_, i) => {
+          const n = after.reportedCount[i]! - before.reportedCount[i]!;
+          return n > 0 ? (after.reportedSum[i]! - before.reportedSum[i]!) / n : NaN;
+        });
         measurements.push({ ...r, round, strategy, shares, loads });
         progress(
           `${id} round ${round}/${plan.rounds} ${strategy.padEnd(18)} p50 ${r.p50.toFixed(1)} ms  p99 ${r.p99.toFixed(1)} ms  errors ${r.errors}  shares ${shares.map((s) => `${Math.round(s * 100)}%`).join('/')}`,
