@@ -4,7 +4,7 @@
  * bench/results/<date>.json (machine, plan and every round's raw figures), <date>.md (the
  * tables) and <date>.svg (the chart), and for full runs copies them to latest.*.
  *
- * Options: --quick (about a minute), --soak DURATION (default 10m; 30s, 2m...), --no-soak,
+ * Options: --quick (about 75 s here), --soak DURATION (default 10m; 30s, 2m...), --no-soak,
  * --rounds N, --workers N (autocannon worker threads), --only LIST (throughput, strategies,
  * discovery, scale), --help.
  */
@@ -23,7 +23,7 @@ import { throughput, type ThroughputResult } from './scenarios/throughput.js';
 
 const HELP = `Usage: npm run bench [-- OPTIONS]     (builds, then runs node dist/bench/run.js)
 
-  --quick            about a minute: short rounds, short soak; results named <date>-quick.*
+  --quick            about 75 s here: short rounds, short soak; results named <date>-quick.*
   --soak DURATION    soak length (default 10m in a full run, 5s with --quick): 30s, 2m, 10m
   --no-soak          skip the soak
   --rounds N         interleaved rounds (default 3; at least 3 are recommended)

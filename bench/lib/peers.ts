@@ -44,6 +44,18 @@ function peer(child: Child, port: number, dir: string): Peer {
   };
 }
 
+/** Waits until `child` listens on `port`; if it does not, stops it and removes its directory. */
+async function started(child: Child, port: number, dir: string): Promise<Peer> {
+  const p = peer(child, port, dir);
+  try {
+    await waitForPort(port, child);
+  } catch (err) {
+    await p.stop();
+    throw err;
+  }
+  return p;
+}
+
 /** The common top of an nginx config run from `dir` as a foreground process with one worker. */
 function nginxTop(dir: string, stream: boolean): string {
   for (const sub of ['body', 'proxy', 'fastcgi', 'uwsgi', 'scgi']) mkdirSync(join(dir, 'tmp', sub), { recursive: true });
@@ -67,8 +79,7 @@ async function startNginx(nginx: string, name: string, dir: string, conf: string
   const file = join(dir, 'nginx.conf');
   writeFileSync(file, conf);
   const child = spawnChild(name, nginx, ['-e', join(dir, 'error.log'), '-p', dir, '-c', file, '-g', 'daemon off;']);
-  await waitForPort(port, child);
-  return peer(child, port, dir);
+  return started(child, port, dir);
 }
 
 /** Whether nginx can be the backend here: it needs the echo module for /upload. */
@@ -178,6 +189,5 @@ backend be
 `,
   );
   const child = spawnChild(`haproxy-${mode}`, haproxy, ['-db', '-f', file]);
-  await waitForPort(port, child);
-  return peer(child, port, dir);
+  return started(child, port, dir);
 }
