@@ -178,7 +178,7 @@ function summary(config: DroverConfig): string {
       lines.push(`  ${l.name}  tcp  ${l.bind.id} -> ${l.service}  (${extras.join(', ')})`);
       continue;
     }
-    lines.push(`  ${l.name}  http  ${l.bind.id}  (${extras.join(', ')})`);
+    lines.push(`  ${l.name}  http  ${l.bind.id}  (engine ${l.engine}, ${extras.join(', ')})`);
     for (const r of l.routes) lines.push(`    ${describeMatch(r.match)} -> ${r.service}`);
   }
   lines.push('', 'services:');

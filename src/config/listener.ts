@@ -2,11 +2,14 @@ import { isIP } from 'node:net';
 import { isScalar } from 'yaml';
 import { parseAddress, type Address } from './address.js';
 import { join, type MaybeNode, type Reader } from './reader.js';
-import { DEFAULTS, type HttpListenerConfig, type ListenerConfig, type RouteConfig, type RouteMatch } from './schema.js';
+import { DEFAULTS, type HttpEngineName, type HttpListenerConfig, type ListenerConfig, type RouteConfig, type RouteMatch } from './schema.js';
 
-const TCP_KEYS = ['name', 'mode', 'bind', 'service', 'proxyProtocol', 'maxConnections'];
-// proxyProtocol is read for http only to say why it is refused there.
-const HTTP_KEYS = ['name', 'mode', 'bind', 'service', 'routes', 'maxConnections', 'timeouts', 'trustForwardedFor', 'proxyProtocol'];
+// engine is read for tcp only to say why it is refused there, and proxyProtocol for http.
+const TCP_KEYS = ['name', 'mode', 'bind', 'service', 'proxyProtocol', 'maxConnections', 'engine'];
+const HTTP_KEYS = ['name', 'mode', 'bind', 'service', 'engine', 'routes', 'maxConnections', 'timeouts', 'trustForwardedFor', 'proxyProtocol'];
+// A record, so the compiler checks that every HttpEngineName is listed and nothing else.
+const ENGINES: Record<HttpEngineName, true> = { native: true, 'http-proxy': true };
+const HTTP_ENGINES = Object.keys(ENGINES) as HttpEngineName[];
 const METHOD = /^[A-Z][A-Z0-9_-]*$/;
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 
@@ -27,6 +30,10 @@ export function readListener(r: Reader, node: MaybeNode, path: string, services:
   const m = r.map(node, path, mode === 'http' ? HTTP_KEYS : TCP_KEYS)!;
   if (mode === 'http' && raw.has('proxyProtocol')) {
     r.report(raw.get('proxyProtocol')!.key, join(path, 'proxyProtocol'), 'only for mode: tcp (pooled HTTP connections carry many clients)');
+  }
+  // Only a known tcp listener: with a misspelt mode, the user may have meant http.
+  if (mode === 'tcp' && raw.has('engine')) {
+    r.report(raw.get('engine')!.key, join(path, 'engine'), 'only for mode: http (a tcp listener forwards bytes, not requests)');
   }
   let bind: Address | undefined;
   const bindPair = m.get('bind');
@@ -62,6 +69,7 @@ export function readListener(r: Reader, node: MaybeNode, path: string, services:
     return { ...draft, listener: { name, mode, bind, service, proxyProtocol, maxConnections } };
   }
 
+  const engine = m.has('engine') ? r.oneOf(m.get('engine')!.value, join(path, 'engine'), HTTP_ENGINES) : defaultEngine(r, node, join(path, 'engine'));
   const routes: RouteConfig[] = [];
   let routesOk = true;
   if (m.has('routes')) {
@@ -79,8 +87,8 @@ export function readListener(r: Reader, node: MaybeNode, path: string, services:
   }
   const timeouts = readHttpTimeouts(r, m.get('timeouts')?.value, join(path, 'timeouts'));
   const trust = readTrust(r, m.get('trustForwardedFor')?.value, join(path, 'trustForwardedFor'));
-  if (!bind || !name || !maxConnections || !routesOk || routes.length === 0 || !timeouts || !trust) return draft;
-  const listener: HttpListenerConfig = { name, mode, bind, routes, maxConnections, timeouts, trustForwardedFor: trust };
+  if (!bind || !name || !engine || !maxConnections || !routesOk || routes.length === 0 || !timeouts || !trust) return draft;
+  const listener: HttpListenerConfig = { name, mode, bind, engine, routes, maxConnections, timeouts, trustForwardedFor: trust };
   return { ...draft, listener };
 }
 
@@ -150,10 +158,15 @@ export function readMethods(r: Reader, node: MaybeNode, path: string): string[] 
   return out;
 }
 
+/**
+ * An http listener's `timeouts:`. `request` (headers and body) bounds
+ * `headers`: a longer `headers` is refused, and its default is cut to
+ * `request` (Node's own server refuses headersTimeout > requestTimeout too).
+ */
 function readHttpTimeouts(r: Reader, node: MaybeNode, path: string): HttpListenerConfig['timeouts'] | undefined {
   const d = DEFAULTS.listener.http.timeouts;
   if (node === undefined) return { ...d };
-  const m = r.map(node, path, ['connect', 'response', 'idle', 'headers']);
+  const m = r.map(node, path, ['connect', 'response', 'idle', 'headers', 'request']);
   if (!m) return undefined;
   const read = (key: string, fallback: number | undefined) => {
     if (!m.has(key)) return fallback;
@@ -162,9 +175,14 @@ function readHttpTimeouts(r: Reader, node: MaybeNode, path: string): HttpListene
     return ms || undefined;
   };
   const connect = read('connect', undefined);
-  const out = { response: read('response', d.response), idle: read('idle', d.idle), headers: read('headers', d.headers) };
-  if (!out.response || !out.idle || !out.headers) return undefined;
-  return { ...out, response: out.response, idle: out.idle, headers: out.headers, ...(connect ? { connect } : {}) };
+  const request = read('request', d.request);
+  const out = { response: read('response', d.response), idle: read('idle', d.idle), headers: read('headers', Math.min(d.headers, request ?? d.headers)), request };
+  if (out.headers && request && out.headers > request) {
+    r.report(m.get('headers')!.value, join(path, 'headers'), `must not be longer than request (${request}ms)`);
+    return undefined;
+  }
+  if (!out.response || !out.idle || !out.headers || !out.request) return undefined;
+  return { response: out.response, idle: out.idle, headers: out.headers, request: out.request, ...(connect ? { connect } : {}) };
 }
 
 function readTrust(r: Reader, node: MaybeNode, path: string): string[] | undefined {
@@ -187,4 +205,18 @@ function readTrust(r: Reader, node: MaybeNode, path: string): string[] | undefin
     } else out.push(text);
   });
   return ok ? out : undefined;
+}
+
+/**
+ * The engine of an HTTP listener that names none: `DROVER_HTTP_ENGINE` from
+ * the environment when set (switch every listener to the fallback without
+ * editing the file; the test suite runs its HTTP tests on both engines this
+ * way), else `native`.
+ */
+function defaultEngine(r: Reader, node: MaybeNode, path: string): HttpEngineName | undefined {
+  const env = process.env.DROVER_HTTP_ENGINE;
+  if (env === undefined || env === '') return DEFAULTS.listener.http.engine;
+  if ((HTTP_ENGINES as readonly string[]).includes(env)) return env as HttpEngineName;
+  r.report(node, path, `DROVER_HTTP_ENGINE is "${env}": expected one of ${HTTP_ENGINES.join(', ')}`);
+  return undefined;
 }

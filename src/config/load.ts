@@ -150,6 +150,7 @@ function readService(r: Reader, name: string, node: MaybeNode, path: string): Se
     'timeouts',
     'idempotentMethods',
     'maxSockets',
+    'queue',
     'healthCheck',
     'outlier',
     'agent',
@@ -180,6 +181,7 @@ function readService(r: Reader, name: string, node: MaybeNode, path: string): Se
     ? readMethods(r, m.get('idempotentMethods')!.value, join(path, 'idempotentMethods'))
     : DEFAULTS.service.idempotentMethods;
   const maxSockets = optional(m.get('maxSockets')?.value, DEFAULTS.service.maxSockets, (n) => r.integer(n, join(path, 'maxSockets'), 1, 100_000));
+  const queue = optional(m.get('queue')?.value, DEFAULTS.service.queue, (n) => readQueue(r, n, join(path, 'queue')));
   const healthCheck = m.has('healthCheck') ? readHealthCheck(r, m.get('healthCheck')!.value, join(path, 'healthCheck')) : undefined;
   const outlier = m.has('outlier') ? readOutlier(r, m.get('outlier')!.value, join(path, 'outlier')) : undefined;
   const agent = m.has('agent') ? readAgent(r, m.get('agent')!.value, join(path, 'agent')) : undefined;
@@ -197,6 +199,7 @@ function readService(r: Reader, name: string, node: MaybeNode, path: string): Se
       timeouts,
       idempotentMethods,
       maxSockets: maxSockets ?? DEFAULTS.service.maxSockets,
+      queue: queue ?? DEFAULTS.service.queue,
       slowStart: slowStart ?? DEFAULTS.service.slowStart,
       panicThreshold: panicThreshold ?? DEFAULTS.service.panicThreshold,
       ...(healthCheck ? { healthCheck } : {}),
@@ -205,6 +208,16 @@ function readService(r: Reader, name: string, node: MaybeNode, path: string): Se
     },
     strategyNode: m.get('strategy')?.value,
   };
+}
+
+/** A service's `queue:` block; either key may be given alone. Size 0 is no queue (503 at once). */
+function readQueue(r: Reader, node: MaybeNode, path: string): ServiceConfig['queue'] | undefined {
+  const m = r.map(node, path, ['size', 'timeout']);
+  if (!m) return undefined;
+  const d = DEFAULTS.service.queue;
+  const size = optional(m.get('size')?.value, d.size, (n) => r.integer(n, join(path, 'size'), 0, 1_000_000));
+  const timeout = optional(m.get('timeout')?.value, d.timeout, (n) => positiveDuration(r, n, join(path, 'timeout')));
+  return size === undefined || timeout === undefined ? undefined : { size, timeout };
 }
 
 function readMembers(r: Reader, node: MaybeNode, path: string): Member[] {
@@ -219,8 +232,9 @@ function readMembers(r: Reader, node: MaybeNode, path: string): Member[] {
     let zone: string | undefined;
     let meta: Record<string, string> | undefined;
     let agentPort: number | undefined;
+    let maxConnections: number | undefined;
     if (isMap(resolved)) {
-      const m = r.map(resolved, p, ['address', 'weight', 'zone', 'meta', 'agentPort']);
+      const m = r.map(resolved, p, ['address', 'weight', 'zone', 'meta', 'agentPort', 'maxConnections']);
       if (!m) return;
       addressNode = m.get('address')?.value;
       if (!m.has('address')) {
@@ -231,6 +245,7 @@ function readMembers(r: Reader, node: MaybeNode, path: string): Member[] {
       if (m.has('zone')) zone = r.string(m.get('zone')?.value, join(p, 'zone'));
       if (m.has('meta')) meta = readMeta(r, m.get('meta')?.value, join(p, 'meta'));
       if (m.has('agentPort')) agentPort = r.integer(m.get('agentPort')?.value, join(p, 'agentPort'), 1, 65535);
+      if (m.has('maxConnections')) maxConnections = r.integer(m.get('maxConnections')?.value, join(p, 'maxConnections'), 1, 1_000_000);
     }
     const text = r.string(addressNode, isMap(resolved) ? join(p, 'address') : p);
     if (text === undefined) return;
@@ -246,6 +261,7 @@ function readMembers(r: Reader, node: MaybeNode, path: string): Member[] {
       ...(zone ? { zone } : {}),
       ...(meta ? { meta } : {}),
       ...(agentPort !== undefined ? { agentPort } : {}),
+      ...(maxConnections !== undefined ? { maxConnections } : {}),
     });
   });
   return out;

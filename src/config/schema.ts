@@ -17,6 +17,7 @@ export const DEFAULTS = {
     timeouts: { connect: 5_000, idle: 300_000, keepAlive: 4_000 },
     idempotentMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
     maxSockets: 256,
+    queue: { size: 1000, timeout: 5_000 },
     slowStart: 0,
     panicThreshold: 0,
     healthCheck: {
@@ -37,7 +38,7 @@ export const DEFAULTS = {
   listener: {
     proxyProtocol: 'off' as ProxyProtocol,
     maxConnections: 10_000,
-    http: { timeouts: { response: 30_000, idle: 60_000, headers: 10_000 } },
+    http: { engine: 'native' as HttpEngineName, timeouts: { response: 30_000, idle: 60_000, headers: 10_000, request: 60_000 } },
   },
 };
 
@@ -57,6 +58,8 @@ export interface Member {
   readonly load?: number;
   /** The znode it was read from (ZooKeeper discovery). */
   readonly znode?: string;
+  /** At most this many connections or requests at once (HAProxy's server `maxconn`); absent: no limit. */
+  readonly maxConnections?: number;
 }
 
 /**
@@ -137,6 +140,12 @@ export interface ServiceConfig {
   readonly idempotentMethods: readonly string[];
   /** HTTP: at most this many upstream connections per backend. */
   readonly maxSockets: number;
+  /**
+   * HTTP: requests that find every usable backend at its limit (`maxSockets`,
+   * a member's `maxConnections`, the agent's `maxconn`) wait here, at most
+   * `size` of them, each for at most `timeout` ms; then 503.
+   */
+  readonly queue: { readonly size: number; readonly timeout: number };
   /** Ramp a new or recovered member's weight from 10% to 100% over this long; 0 is off. */
   readonly slowStart: number;
   /** Percent 0-100: with fewer healthy members than this share, route to all of them (Envoy's panic mode); 0 is off. */
@@ -175,11 +184,16 @@ export interface RouteConfig {
   readonly service: string;
 }
 
+/** The HTTP engines: `native` (raw sockets and Node's llhttp parser, the default) or `http-proxy` (node:http and the http-proxy package). */
+export type HttpEngineName = 'native' | 'http-proxy';
+
 /** A `listeners[]` entry in `mode: http`. Durations in milliseconds. */
 export interface HttpListenerConfig {
   readonly name: string;
   readonly mode: 'http';
   readonly bind: Address;
+  /** Which engine moves the bytes; the HTTP semantics are the same in both. */
+  readonly engine: HttpEngineName;
   /** First match wins; a route without `match` matches everything. */
   readonly routes: readonly RouteConfig[];
   readonly maxConnections: number;
@@ -189,6 +203,8 @@ export interface HttpListenerConfig {
     readonly response: number;
     readonly idle: number;
     readonly headers: number;
+    /** A whole request (headers and body) must arrive within this long of its first byte. */
+    readonly request: number;
   };
   /** Peers (addresses or CIDRs) whose X-Forwarded-For is believed; empty: none. */
   readonly trustForwardedFor: readonly string[];

@@ -8,10 +8,11 @@
  *   never make a member unreadable.
  * - An optional key whose value is `null` counts as absent (Nerve always writes
  *   `"weight": null` when none is configured).
- * - Ports and weights are JSON whole numbers or strings of decimal digits
- *   (`"8080"`); anything else (fractions, signs, spaces, booleans, Infinity
- *   from `1e400`) is unreadable. Drover's `load` (utilization 0-1) is a JSON
- *   number or a string of digits with an optional fraction (`"0.75"`).
+ * - Ports, weights and Drover's `maxConnections` are JSON whole numbers or
+ *   strings of decimal digits (`"8080"`); anything else (fractions, signs,
+ *   spaces, booleans, Infinity from `1e400`) is unreadable. Drover's `load`
+ *   (utilization 0-1) is a JSON number or a string of digits with an optional
+ *   fraction (`"0.75"`).
  * - Metadata (Drover `meta`, Nerve `labels` and `name`, Curator `id` and
  *   `name`, Finagle `shard`) may be strings, finite numbers or booleans,
  *   stored as text as the config file does; objects and arrays are
@@ -33,8 +34,9 @@ export type ZnodeFormat = (typeof ZNODE_FORMATS)[number];
  * A member read from a registry. `drain: true` (only Drover's own format can
  * carry it) asks the balancer to send the member no new traffic; the key is
  * absent otherwise, never `false`, so drained-or-not compares by presence.
- * Drover's format can also carry the member's own `agentPort` and its `load`
- * (utilization 0-1, as `drover register --report-load` writes it).
+ * Drover's format can also carry the member's own `agentPort`, its `load`
+ * (utilization 0-1, as `drover register --report-load` writes it) and its
+ * `maxConnections` (at most this many connections or requests at once).
  */
 export type RegistryMember = Member & { readonly drain?: boolean };
 
@@ -79,8 +81,8 @@ export class MemberFormatError extends DroverError {
  * `auto`: text not starting with `{` is plain `host:port`; a JSON object with
  * `serviceEndpoint` is Finagle; with `address` and `port` or `sslPort`,
  * Curator; with `host` and `port`, Drover when it has `zone`, `meta`,
- * `drain`, `agentPort` or `load`, Nerve when it has `name` or `labels`, else
- * Drover (the two read `host`, `port` and `weight` alike).
+ * `drain`, `agentPort`, `load` or `maxConnections`, Nerve when it has `name`
+ * or `labels`, else Drover (the two read `host`, `port` and `weight` alike).
  */
 export function parseMember(data: Buffer | null, options: ParseMemberOptions): RegistryMember | null {
   const requested = options.format;
@@ -144,7 +146,7 @@ function detect(o: JsonObject): ZnodeFormat {
   if (has(o, 'serviceEndpoint')) return 'finagle';
   if (has(o, 'address') && (has(o, 'port') || has(o, 'sslPort'))) return 'curator';
   if (has(o, 'host') && has(o, 'port')) {
-    if (['zone', 'meta', 'drain', 'agentPort', 'load'].some((k) => has(o, k))) return 'drover';
+    if (['zone', 'meta', 'drain', 'agentPort', 'load', 'maxConnections'].some((k) => has(o, k))) return 'drover';
     if (has(o, 'name') || has(o, 'labels')) return 'nerve';
     return 'drover';
   }
@@ -183,6 +185,7 @@ function readDrover(o: JsonObject): RegistryMember {
   const agentPortValue = get(o, 'agentPort');
   const agentPort = agentPortValue === undefined || agentPortValue === null ? undefined : readPort(agentPortValue, 'agentPort');
   const load = readLoad(get(o, 'load'));
+  const maxConnections = readMaxConnections(get(o, 'maxConnections'));
   return {
     host,
     port,
@@ -193,7 +196,16 @@ function readDrover(o: JsonObject): RegistryMember {
     ...(drain === true ? { drain } : {}),
     ...(agentPort !== undefined ? { agentPort } : {}),
     ...(load !== undefined ? { load } : {}),
+    ...(maxConnections !== undefined ? { maxConnections } : {}),
   };
+}
+
+/** Drover's `maxConnections`: a whole number 1-1000000, as in the config file; null is absent (no limit). */
+function readMaxConnections(value: unknown): number | undefined {
+  if (value === undefined || value === null) return undefined;
+  const n = wholeNumber(value);
+  if (n === undefined || n < 1 || n > 1_000_000) throw new Unreadable(`maxConnections must be a whole number 1-1000000, got ${preview(value)}`);
+  return n;
 }
 
 /**

@@ -51,6 +51,7 @@ describe('defaults', () => {
               timeouts: { connect: 5_000, idle: 300_000, keepAlive: 4_000 },
               idempotentMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
               maxSockets: 256,
+              queue: { size: 1000, timeout: 5_000 },
               slowStart: 0,
               panicThreshold: 0,
             },
@@ -82,6 +83,7 @@ describe('defaults', () => {
         timeouts: { connect: 5_000, idle: 300_000, keepAlive: 4_000 },
         idempotentMethods: ['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE'],
         maxSockets: 256,
+        queue: { size: 1000, timeout: 5_000 },
         slowStart: 0,
         panicThreshold: 0,
         healthCheck: {
@@ -102,7 +104,7 @@ describe('defaults', () => {
       listener: {
         proxyProtocol: 'off',
         maxConnections: 10_000,
-        http: { timeouts: { response: 30_000, idle: 60_000, headers: 10_000 } },
+        http: { engine: 'native', timeouts: { response: 30_000, idle: 60_000, headers: 10_000, request: 60_000 } },
       },
     });
   });
@@ -221,10 +223,12 @@ describe('reference configs', () => {
     assert.equal(config.listeners[0]!.maxConnections, DEFAULTS.listener.maxConnections);
     const http = config.listeners[2]!;
     assert.ok(http.mode === 'http');
+    assert.equal(http.engine, DEFAULTS.listener.http.engine);
     assert.deepEqual(http.timeouts, DEFAULTS.listener.http.timeouts);
     assert.deepEqual(http.trustForwardedFor, []);
     assert.deepEqual(web.idempotentMethods, DEFAULTS.service.idempotentMethods);
     assert.equal(web.maxSockets, DEFAULTS.service.maxSockets);
+    assert.deepEqual(web.queue, DEFAULTS.service.queue);
     assert.equal(web.slowStart, DEFAULTS.service.slowStart);
     assert.equal(web.panicThreshold, DEFAULTS.service.panicThreshold);
     // The check blocks are examples (giving one turns it on), but every key in them is a default.

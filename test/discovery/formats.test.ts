@@ -41,6 +41,9 @@ function assertWellFormed(m: RegistryMember): void {
     for (const v of Object.values(m.meta)) assert.equal(typeof v, 'string');
   }
   if (m.drain !== undefined) assert.equal(m.drain, true);
+  if (m.maxConnections !== undefined) {
+    assert.ok(Number.isInteger(m.maxConnections) && m.maxConnections >= 1 && m.maxConnections <= 1_000_000, `maxConnections ${m.maxConnections}`);
+  }
 }
 
 // Written the way Spring Cloud Zookeeper's Curator registration writes it (Jackson, payload with @class).
@@ -99,6 +102,7 @@ const DROVER = {
   zone: 'eu-west-1b',
   meta: { version: '1.4.2', build: 812 },
   drain: true,
+  maxConnections: 32,
 };
 
 describe('the format list', () => {
@@ -108,7 +112,7 @@ describe('the format list', () => {
 });
 
 describe("Drover's own format", () => {
-  it('reads host, port, weight, zone, meta (numbers as text) and the drain flag', () => {
+  it('reads host, port, weight, zone, meta (numbers as text), the drain flag and maxConnections', () => {
     const expected = {
       host: '10.4.0.2',
       port: 9001,
@@ -116,6 +120,7 @@ describe("Drover's own format", () => {
       zone: 'eu-west-1b',
       meta: { version: '1.4.2', build: '812' },
       drain: true,
+      maxConnections: 32,
     };
     assert.deepEqual(read(json(DROVER), 'drover'), expected);
     assert.deepEqual(read(json(DROVER), 'auto'), expected);
@@ -161,6 +166,21 @@ describe("Drover's own format", () => {
     assert.equal(Object.getPrototypeOf(m.meta), Object.prototype);
     assert.deepEqual(Object.keys(m.meta), ['__proto__', 'constructor']);
     assert.equal(Object.getOwnPropertyDescriptor(m.meta, '__proto__')?.value, 'x');
+  });
+
+  it('reads maxConnections as a number or a digit string, 1 to 1000000, and null as absent', () => {
+    assert.deepEqual(read(json({ host: '10.0.0.1', port: 80, maxConnections: 100 }), 'drover'), { host: '10.0.0.1', port: 80, weight: 1, maxConnections: 100 });
+    assert.equal(read(json({ host: '10.0.0.1', port: 80, maxConnections: '250' }))?.maxConnections, 250);
+    assert.equal(read(json({ host: '10.0.0.1', port: 80, maxConnections: 1 }))?.maxConnections, 1);
+    assert.equal(read(json({ host: '10.0.0.1', port: 80, maxConnections: 1_000_000 }))?.maxConnections, 1_000_000);
+    const m = read(json({ host: '10.0.0.1', port: 80, maxConnections: null }), 'drover');
+    assert.deepEqual(m, { host: '10.0.0.1', port: 80, weight: 1 });
+    assert.equal(m !== null && 'maxConnections' in m, false);
+  });
+
+  it('takes a member with maxConnections for Drover under auto, even with Nerve keys', () => {
+    assert.deepEqual(read(json({ ...NERVE, maxConnections: 64 })), { host: '10.3.1.9', port: 8443, weight: 1, maxConnections: 64 });
+    assertUnreadable(json({ ...NERVE, maxConnections: 0 }), 'auto', /^drover member: maxConnections/);
   });
 
   it('reads data with a UTF-8 byte order mark and surrounding whitespace', () => {
@@ -385,6 +405,12 @@ describe('unreadable data raises MemberFormatError and nothing else', () => {
     ['a nested meta value', json({ host: '10.0.0.1', port: 80, meta: { a: { b: 1 } } }), 'auto', /meta\.a must be a string, number or boolean, got an object/],
     ['a null meta value', json({ host: '10.0.0.1', port: 80, meta: { a: null } }), 'auto', /meta\.a .* got null/],
     ['a drain flag that is text', json({ host: '10.0.0.1', port: 80, drain: 'yes' }), 'auto', /drain must be true or false, got "yes"/],
+    ['maxConnections 0', json({ host: '10.0.0.1', port: 80, maxConnections: 0 }), 'auto', /^drover member: maxConnections must be a whole number 1-1000000, got 0$/],
+    ['maxConnections 1000001', json({ host: '10.0.0.1', port: 80, maxConnections: 1_000_001 }), 'drover', /maxConnections must be .* got 1000001$/],
+    ['a negative maxConnections', json({ host: '10.0.0.1', port: 80, maxConnections: -5 }), 'auto', /maxConnections .* got -5$/],
+    ['a fractional maxConnections', json({ host: '10.0.0.1', port: 80, maxConnections: 2.5 }), 'auto', /maxConnections .* got 2\.5$/],
+    ['a text maxConnections', json({ host: '10.0.0.1', port: 80, maxConnections: 'unlimited' }), 'auto', /maxConnections .* got "unlimited"$/],
+    ['a boolean maxConnections', json({ host: '10.0.0.1', port: 80, maxConnections: true }), 'auto', /maxConnections .* got true$/],
     ['Nerve labels that are text', json({ host: '10.0.0.1', port: 80, labels: 'a=b' }), 'auto', /^nerve member: labels must be an object/],
     ['a Nerve name that is an object', json({ host: '10.0.0.1', port: 80, name: {} }), 'auto', /^nerve member: name must be a string or a number, got an object/],
     ['a Curator address that is not a string', json({ address: 42, port: 80 }), 'auto', /^curator member: address must be a string, got 42/],
