@@ -4,7 +4,7 @@ import { AdminServer } from './admin/server.js';
 import { ServiceBalancer, type BalancerClock } from './balancer/balancer.js';
 import type { StateSettings } from './balancer/state.js';
 import { bindsOverlap } from './config/address.js';
-import type { AdminConfig, DroverConfig, ListenerConfig, ServiceConfig, StrategyConfig } from './config/schema.js';
+import type { AdminConfig, DroverConfig, HttpListenerConfig, ListenerConfig, ServiceConfig, StrategyConfig } from './config/schema.js';
 import type { MemberSource } from './discovery/source.js';
 import { StaticSource } from './discovery/static.js';
 import { ZooKeeperConnection } from './discovery/zk.js';
@@ -16,7 +16,8 @@ import { Logger } from './log.js';
 import { AccessLog } from './metrics/access-log.js';
 import { Metrics } from './metrics/metrics.js';
 import { ListenerObserver } from './metrics/observer.js';
-import { HttpListener } from './proxy/http.js';
+import { HttpEngines } from './proxy/http/engine.js';
+import type { ParserSource } from './proxy/http/native/parser.js';
 import type { Listener, ServiceEntry } from './proxy/listener.js';
 import { TcpListener } from './proxy/tcp.js';
 
@@ -26,6 +27,8 @@ export interface DroverOptions {
   log?: Logger;
   /** Injected time and chance for every balancer and check timer (tests). */
   clock?: BalancerClock;
+  /** Where the native HTTP engine gets Node's parser (`node:_http_common`); tests replace it to force the fallback. */
+  httpParser?: ParserSource;
 }
 
 /** What a reload from the config file did. */
@@ -73,7 +76,10 @@ export class Drover {
     private readonly options: DroverOptions,
   ) {
     this.log = options.log ?? new Logger(config.logLevel);
+    this.engines = new HttpEngines(this.log, options.httpParser);
   }
+
+  private readonly engines: HttpEngines;
 
   /**
    * Starts discovery and checks, then binds every listener, then the admin
@@ -215,7 +221,8 @@ export class Drover {
     if (old.zookeeper && !isDeepStrictEqual(old.zookeeper, config.zookeeper)) {
       throw new ReloadError('the `zookeeper:` block changed: that needs a restart (the session, its watches and registrations live on it)');
     }
-    const sameBind = (a: ListenerConfig, b: ListenerConfig) => a.mode === b.mode && a.bind.id === b.bind.id;
+    // Another engine is another listener: it takes over the address like a mode change.
+    const sameBind = (a: ListenerConfig, b: ListenerConfig) => a.mode === b.mode && a.bind.id === b.bind.id && (a.mode === 'tcp' || a.engine === (b as HttpListenerConfig).engine);
     const kept = new Map<Listener, ListenerConfig>();
     const added: ListenerConfig[] = [];
     for (const l of config.listeners) {
@@ -440,13 +447,14 @@ export class Drover {
   }
 
   private async addListener(l: ListenerConfig): Promise<Listener> {
-    const listener: Listener = l.mode === 'tcp' ? new TcpListener(l, this.entries, this.log) : new HttpListener(l, this.entries, this.log);
+    const listener: Listener = l.mode === 'tcp' ? new TcpListener(l, this.entries, this.log) : this.engines.listener(l, this.entries);
     this.attach(listener);
     await listener.listen();
     this.listeners.push(listener);
     this.log.info('listener started', {
       listener: l.name,
       mode: l.mode,
+      ...(l.mode === 'http' ? { engine: (listener as Listener & { engine?: string }).engine } : {}),
       bind: listener.address,
       ...(l.mode === 'tcp'
         ? { service: l.service, strategy: this.entries.get(l.service)!.config.strategy.label }

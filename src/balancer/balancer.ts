@@ -3,6 +3,7 @@ import type { Member, StrategyConfig } from '../config/schema.js';
 import { idlePercent } from '../health/orca.js';
 import { formatAddress } from '../config/address.js';
 import { buildBackendSet, sameBackendSet } from './backend-set.js';
+import { SlotQueue } from './queue.js';
 import { BackendStates, type StateSettings } from './state.js';
 
 /** Injectable sources of time and chance; defaults are Date.now and Math.random. */
@@ -19,6 +20,8 @@ export interface BalancerClock {
  */
 export class ServiceBalancer {
   readonly states: BackendStates;
+  /** HTTP requests waiting for a backend slot; woken when one is released. */
+  readonly queue = new SlotQueue();
   private current: { backends: readonly Backend[]; members: ReadonlySet<Backend>; strategy: Strategy };
   private readonly memory = new Map<string, Map<string, unknown>>();
   private readonly now: () => number;
@@ -71,6 +74,7 @@ export class ServiceBalancer {
     for (const m of members) {
       const id = formatAddress(m.host, m.port);
       this.states.setRegistryDrain(id, m.drain === true);
+      this.states.setMemberLimit(id, m.maxConnections);
       if (m.agentPort !== undefined) this.agentPorts.set(id, m.agentPort);
       if (m.znode !== undefined) this.znodes.set(id, m.znode);
       // Registry load is utilization (0 idle, 1 saturated), as ORCA's: the

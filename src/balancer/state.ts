@@ -48,6 +48,8 @@ export interface BackendSnapshot {
   readonly checksDown: boolean;
   readonly agentDown: boolean;
   readonly maxConn: number | undefined;
+  /** The member's own `maxConnections`. */
+  readonly maxConnections: number | undefined;
   readonly drains: readonly Drain[];
   readonly ejectedUntil: number | undefined;
   readonly ejections: number;
@@ -73,6 +75,8 @@ interface Live {
   agentDown: boolean;
   /** The agent's `maxconn:N`; undefined is no limit. */
   maxConn: number | undefined;
+  /** The member's `maxConnections`; undefined is no limit. */
+  memberLimit: number | undefined;
   /** Passive ejection: 0 when not ejected (reset lazily once it ends). */
   failures: number;
   ejections: number;
@@ -127,7 +131,18 @@ export class BackendStates implements BackendStateView {
     const s = this.live.get(id);
     if (!s) return true;
     if (s.drains.size > 0) return false;
-    if (s.maxConn !== undefined && s.active >= s.maxConn) return false;
+    if (s.active >= limitOf(s)) return false;
+    return this.healthy(s) || this.inPanic();
+  }
+
+  /**
+   * Whether `id` would be usable but for its connection limit (a member's
+   * `maxConnections`, the agent's `maxconn`): work for it may wait for a
+   * slot rather than be refused.
+   */
+  full(id: string): boolean {
+    const s = this.live.get(id);
+    if (!s || s.drains.size > 0 || s.active < limitOf(s)) return false;
     return this.healthy(s) || this.inPanic();
   }
 
@@ -228,6 +243,11 @@ export class BackendStates implements BackendStateView {
   /** The agent's `maxconn:N`; undefined lifts the limit. */
   setMaxConn(id: string, maxConn: number | undefined): void {
     this.entry(id).maxConn = maxConn;
+  }
+
+  /** The member's own `maxConnections` (config or registry); undefined is no limit. Called by the balancer. */
+  setMemberLimit(id: string, limit: number | undefined): void {
+    if (limit !== undefined || this.live.has(id)) this.entry(id).memberLimit = limit;
   }
 
   /** Active check result: a down backend gets no new connections (unless in panic). */
@@ -339,6 +359,7 @@ export class BackendStates implements BackendStateView {
       checksDown: s?.down ?? false,
       agentDown: s?.agentDown ?? false,
       maxConn: s?.maxConn,
+      maxConnections: s?.memberLimit,
       drains,
       ejectedUntil: s && s.ejectedUntil > now ? s.ejectedUntil : undefined,
       ejections: s?.ejections ?? 0,
@@ -460,6 +481,7 @@ export class BackendStates implements BackendStateView {
         down: false,
         agentDown: false,
         maxConn: undefined,
+        memberLimit: undefined,
         failures: 0,
         ejections: 0,
         ejectedUntil: 0,
@@ -470,4 +492,9 @@ export class BackendStates implements BackendStateView {
     }
     return s;
   }
+}
+
+/** The tighter of a backend's two connection limits; Infinity when it has none. */
+function limitOf(s: Live): number {
+  return Math.min(s.maxConn ?? Infinity, s.memberLimit ?? Infinity);
 }

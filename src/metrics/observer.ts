@@ -1,8 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import type { Body } from '../proxy/body.js';
+import { headerValue } from '../proxy/http/request.js';
 import type { AccessLog } from './access-log.js';
 import { upstreamReason, type ListenerSeries, type Metrics, type TrafficSeries, type UpstreamReason } from './metrics.js';
 
@@ -65,19 +64,23 @@ export class ListenerObserver {
   }
 
   /**
-   * An HTTP request starts. With an access log, its `x-request-id` is kept,
-   * or one is generated, before the headers are forwarded. Counted and
-   * logged when the response closes.
+   * An HTTP request starts. With an access log, the client's `x-request-id`
+   * is kept when it is a plausible id, or one is generated (and sent
+   * upstream: see `generatedId`). Counted and logged at finish().
    */
-  request(req: IncomingMessage, res: ServerResponse): RequestObservation {
+  request(method: string, path: string, peer: string | undefined, headers: readonly string[]): RequestObservation {
     let id: string | undefined;
+    let generated = false;
     if (this.accessLog) {
-      const given = req.headers['x-request-id'];
+      const given = headerValue(headers, 'x-request-id');
       // Kept when it is a plausible id; a long or odd one would bloat every log line.
-      if (typeof given === 'string' && /^[\x21-\x7e]{1,200}$/.test(given)) id = given;
-      else req.headers['x-request-id'] = id = randomUUID();
+      if (given !== undefined && /^[\x21-\x7e]{1,200}$/.test(given)) id = given;
+      else {
+        id = randomUUID();
+        generated = true;
+      }
     }
-    return new RequestObservation(this, req, res, id);
+    return new RequestObservation(this, method, path, peer, id, generated);
   }
 
   /** A TCP connection was accepted for `service`; counted and logged when it closes. */
@@ -85,13 +88,13 @@ export class ListenerObserver {
     return new ConnectionObservation(this, client, service);
   }
 
-  /** Counts and logs one finished request. */
-  finishRequest(o: RequestObservation, req: IncomingMessage, res: ServerResponse): void {
-    const status = res.headersSent ? res.statusCode : 499;
+  /** Counts and logs one finished request; `status` undefined is a client gone before its answer (499). */
+  finishRequest(o: RequestObservation, status: number | undefined): void {
+    const code = status ?? 499;
     const ms = performance.now() - o.started;
     if (this.series) {
       const s = this.series.series(o.service, o.backend);
-      s.responses[Math.min(5, Math.max(1, Math.floor(status / 100)))]!++;
+      s.responses[Math.min(5, Math.max(1, Math.floor(code / 100)))]!++;
       if (o.answered) {
         s.bytesIn += o.bytesIn;
         s.bytesOut += o.bytesOut;
@@ -102,10 +105,10 @@ export class ListenerObserver {
       this.accessLog.write({
         time: new Date().toISOString(),
         listener: this.name,
-        client: o.client ?? req.socket.remoteAddress ?? null,
-        method: req.method ?? null,
-        path: req.url ?? null,
-        status,
+        client: o.client ?? o.peer ?? null,
+        method: o.method,
+        path: o.path,
+        status: code,
         service: o.service || null,
         backend: o.backend || null,
         durationMs: Math.round(ms * 1000) / 1000,
@@ -137,7 +140,10 @@ export class ListenerObserver {
   }
 }
 
-/** One HTTP request as the metrics and access log see it; the listener fills in what it learns. */
+/**
+ * One HTTP request as the metrics and access log see it. The engine fills in
+ * what it learns (service, backend, byte counts) and calls finish() once.
+ */
 export class RequestObservation {
   /** The routed service; empty while none. */
   service = '';
@@ -152,31 +158,32 @@ export class RequestObservation {
   /** Response body bytes from the backend that answered. */
   bytesOut = 0;
   readonly started = performance.now();
+  private finished = false;
 
   constructor(
     private readonly observer: ListenerObserver,
-    req: IncomingMessage,
-    res: ServerResponse,
+    readonly method: string,
+    /** The origin-form path (the target as sent when it could not be read). */
+    public path: string,
+    /** The socket's peer address. */
+    readonly peer: string | undefined,
     /** The x-request-id kept or generated (with an access log). */
     readonly requestId: string | undefined,
-  ) {
-    res.once('close', () => observer.finishRequest(this, req, res));
-  }
+    /** True when Drover made the id up: it is sent upstream in place of the client's. */
+    readonly generatedId: boolean,
+  ) {}
 
-  /** The request body as read before forwarding; a partial one is counted as the rest streams by. */
-  body(req: IncomingMessage, body: Body): void {
-    if (body.kind === 'complete') this.bytesIn = body.data.length;
-    else if (body.kind === 'partial') {
-      this.bytesIn = body.prefix.length;
-      req.on('data', (c: Buffer) => (this.bytesIn += c.length));
-    }
-  }
-
-  /** The backend's response (status `status`) is passed on: its body bytes are counted, and a 5xx is an upstream error. */
-  answer(proxyRes: IncomingMessage, status: number): void {
+  /** The backend's response (status `status`) is passed on: a 5xx is an upstream error. */
+  answer(status: number): void {
     this.answered = true;
     if (status >= 500) this.observer.upstreamError(this.service, this.backend, '5xx');
-    proxyRes.on('data', (c: Buffer) => (this.bytesOut += c.length));
+  }
+
+  /** The request ended with `status` sent (undefined: the client left first). Counted once. */
+  finish(status: number | undefined): void {
+    if (this.finished) return;
+    this.finished = true;
+    this.observer.finishRequest(this, status);
   }
 }
 

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { rawExchange, request, startBackend, startHttpBackend, startProxy, type TestBackend, type TestProxy } from '../fixtures/harness.js';
+import { ENGINE, rawExchange, request, startBackend, startHttpBackend, startProxy, type TestBackend, type TestProxy } from '../fixtures/harness.js';
+import { parseRaw } from './helpers.js';
 
 describe('HTTP framing and targets', () => {
   let backend: TestBackend;
@@ -60,9 +61,20 @@ listeners: [ { mode: http, bind: 127.0.0.1:0, service: s } ]`);
     assert.equal((await request(proxy.port())).status, 200);
   });
 
-  it('answers 501 to an upgrade that is not a WebSocket', async () => {
-    const reply = await rawExchange(proxy.port(), 'GET / HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n');
-    assert.match(reply, /^HTTP\/1.1 501/);
+  it(`answers a GET with Upgrade: h2c over HTTP/1.1, never forwarding the upgrade${ENGINE === 'http-proxy' ? ' (http-proxy engine: 501, its limit)' : ''}`, async () => {
+    const reply = await rawExchange(
+      proxy.port(),
+      'GET /echo?h2c HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n' +
+        'GET /echo?after-h2c HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n',
+    );
+    if (ENGINE === 'http-proxy') return assert.match(reply, /^HTTP\/1.1 501/);
+    const first = parseRaw(reply);
+    assert.equal(first.status, 200);
+    const echo = JSON.parse(first.body.slice(0, Number(first.headers['content-length']))) as { url: string; headers: Record<string, string> };
+    assert.equal(echo.url, '/echo?h2c');
+    assert.equal(echo.headers.upgrade, undefined, 'the h2c upgrade is not passed to the backend');
+    assert.equal(echo.headers['http2-settings'], undefined);
+    assert.match(reply, /"url":"\/echo\?after-h2c"/, 'the connection goes on with HTTP/1.1');
   });
 
   for (const mode of ['bad-status', 'bad-reason'] as const) {

@@ -1,56 +1,55 @@
-import { Agent, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { Agent, createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import httpProxy from 'http-proxy';
-import type { Backend } from '../../strategies/index.js';
-import { formatAddress } from '../config/address.js';
-import type { HttpListenerConfig } from '../config/schema.js';
-import { idlePercent, ORCA_HEADER, parseOrca } from '../health/orca.js';
-import type { Logger } from '../log.js';
-import type { TrafficSeries } from '../metrics/metrics.js';
-import type { ListenerObserver, RequestObservation } from '../metrics/observer.js';
+import type { Backend } from '../../../strategies/index.js';
+import { formatAddress } from '../../config/address.js';
+import type { HttpListenerConfig } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import type { ListenerObserver, RequestObservation } from '../../metrics/observer.js';
+import { listenOn, type Listener, type ServiceEntry } from '../listener.js';
+import { localAnswer, parseRefusal, serializeAnswer } from './answers.js';
 import { readBody, type Body } from './body.js';
-import { forwardedHeaders, responseHeaders, TrustedProxies } from './headers.js';
-import { listenOn, type Listener, type ServiceEntry } from './listener.js';
+import { afterFailure, allFailed, Attempt, FailureLog, noBackend, queueFull, queueTimeout, RETRY_BODY_LIMIT, type AttemptFailure } from './delivery.js';
+import { downstreamHeaders, TrustedProxies, upstreamHeaders } from './headers.js';
+import { checkRequest, headerValue, isRefusal, type Refusal, type RequestHead } from './request.js';
 import { matchRoute } from './routes.js';
 
-/** A service as the HTTP listener needs it. */
-/** Request bodies up to this size are held in memory so an idempotent request can be retried. */
-export const RETRY_BODY_LIMIT = 64 * 1024;
-
-type Outcome = 'done' | 'retry' | 'bad-gateway' | 'timeout' | 'client-gone';
+/** How one attempt ended: answered, failed (and how), or the client left. */
+type Outcome = { kind: 'done' } | { kind: 'client-gone' } | { kind: 'failed'; failure: AttemptFailure };
 
 /** Per-attempt hooks the shared http-proxy events are routed to. */
-interface Attempt {
+interface Hooks {
   onProxyReq(proxyReq: import('node:http').ClientRequest): void;
   onResponse(proxyRes: IncomingMessage): void;
 }
 
 /**
- * A layer-7 listener: routes each request to a service, picks a backend per
- * request, and forwards it with http-proxy over one keep-alive agent per
- * backend. Retries follow explicit delivery rules:
- *
- * - a request that never reached a backend (refused, connect timeout) moves
- *   to the next candidate, whatever its method: the body is only fed once
- *   the upstream socket is connected, so nothing was consumed;
- * - a request that may have reached one is retried only when its method is
- *   idempotent, no response byte arrived and its body (<= 64 KB) is held in
- *   memory; otherwise the client gets 502 (at most once for POST);
- * - response headers later than `timeouts.response` give 504 and abort the
- *   upstream request. No usable backend gives 503.
+ * A layer-7 listener on the http-proxy engine: node:http parses and answers,
+ * http-proxy forwards over one keep-alive agent per backend. The HTTP rules
+ * (validation, routing, headers, delivery, queueing, local answers) are the
+ * shared ones of request.ts, headers.ts, routes.ts and delivery.ts. Limits
+ * of this engine, listed in the README: only WebSocket upgrades pass (others
+ * get 501), trailers are dropped, pipelined requests are dispatched at once
+ * by node:http, and the rest of an upload a backend did not read stays in
+ * the client socket.
  */
-export class HttpListener implements Listener {
+export class HttpProxyListener implements Listener {
+  readonly engine = 'http-proxy';
   private readonly server: Server;
   private readonly proxy = httpProxy.createProxyServer({ xfwd: false, selfHandleResponse: true });
   private readonly agents = new Map<string, Agent>();
+  /** Requests in flight per backend id: kept at most `maxSockets`, so the agents never queue on their own. */
+  private readonly busy = new Map<string, number>();
   private readonly sockets = new Set<Socket>();
-  private readonly attempts = new WeakMap<IncomingMessage, Attempt>();
+  private readonly hooks = new WeakMap<IncomingMessage, Hooks>();
   /** Upgrades waiting for the backend's handshake answer: cleared when it comes. */
   private readonly handshakes = new WeakMap<Socket, NodeJS.Timeout>();
   /** Client sockets whose upgrade the backend accepted (101 sent on). */
   private readonly upgraded = new WeakSet<Socket>();
-  /** Metrics series of upgrades in progress, counted as connections once the tunnel is up. */
-  private readonly tunnels = new WeakMap<Socket, TrafficSeries>();
+  /** Accounting of upgrades in progress, counted as connections once the tunnel is up. */
+  private readonly tunnels = new WeakMap<Socket, Attempt>();
+  private readonly failures: FailureLog;
   private trust: TrustedProxies;
   private draining: Promise<void> | undefined;
   /** Metrics and access log; set by Drover only when it has either. */
@@ -61,7 +60,8 @@ export class HttpListener implements Listener {
     private readonly services: ReadonlyMap<string, ServiceEntry>,
     private readonly log: Logger,
   ) {
-    this.server = createServer({ noDelay: true, requestTimeout: 0, headersTimeout: config.timeouts.headers, connectionsCheckingInterval: Math.min(1000, config.timeouts.headers) });
+    this.failures = new FailureLog(log);
+    this.server = createServer({ noDelay: true, requestTimeout: config.timeouts.request, headersTimeout: config.timeouts.headers, connectionsCheckingInterval: Math.min(1000, config.timeouts.headers) });
     // Node keeps only the first 2000 headers by default: a Content-Length past
     // the cut would be invisible here. maxHeaderSize (16 KB) still bounds them.
     this.server.maxHeadersCount = 0;
@@ -80,48 +80,12 @@ export class HttpListener implements Listener {
     this.server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => clientError(err, socket));
     this.server.on('connect', (_req: IncomingMessage, socket: Socket) => {
       socket.on('error', () => socket.destroy());
-      rawResponse(socket, 405, 'DROVER_METHOD_NOT_ALLOWED', 'CONNECT is not proxied');
+      rawResponse(socket, { status: 405, code: 'DROVER_METHOD_NOT_ALLOWED', message: 'CONNECT is not proxied' });
     });
     this.server.on('drop', () => this.log.warn('connection refused: maxConnections reached', { listener: config.name }));
-    this.proxy.on('proxyReq', (proxyReq, req) => this.attempts.get(req)?.onProxyReq(proxyReq));
-    this.proxy.on('proxyRes', (proxyRes, req) => this.attempts.get(req)?.onResponse(proxyRes));
-    this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => {
-      // A client that leaves (or times out) before the handshake completes
-      // takes the upstream request with it: upgrades bypass the agent pool.
-      const abandon = () => {
-        if (!this.upgraded.has(socket as Socket)) proxyReq.destroy();
-      };
-      (socket as Socket).once('close', abandon);
-      queueMicrotask(() => {
-        // Replace http-proxy's answer to a refused upgrade: it copies the raw
-        // headers (Transfer-Encoding included) over a body it has de-chunked.
-        proxyReq.removeAllListeners('response');
-        proxyReq.on('response', (res: IncomingMessage) => {
-          clearTimeout(this.handshakes.get(socket as Socket));
-          const headers = Object.entries(responseHeaders(res.headers))
-            .flatMap(([k, v]) => (Array.isArray(v) ? v.map((x) => `${k}: ${x}`) : [`${k}: ${String(v)}`]))
-            .join('\r\n');
-          const reason = res.statusMessage && VALID_REASON.test(res.statusMessage) ? res.statusMessage : '';
-          (socket as Socket).write(`HTTP/1.1 ${res.statusCode} ${reason}\r\n${headers}${headers ? '\r\n' : ''}connection: close\r\n\r\n`);
-          res.pipe(socket as Socket);
-        });
-      });
-      proxyReq.on('upgrade', (_res, upstream: Socket) => {
-        clearTimeout(this.handshakes.get(socket as Socket));
-        this.upgraded.add(socket as Socket);
-        this.observer?.opened(this.tunnels.get(socket as Socket));
-        // Either side closing takes the other with it.
-        upstream.on('close', () => socket.destroy());
-        (socket as Socket).on('close', () => upstream.destroy());
-        // http-proxy's own upgrade handler runs after this one and clears both
-        // sockets' timeouts, so the idle timeout goes in afterwards.
-        queueMicrotask(() => {
-          const idle = () => upstream.destroy();
-          upstream.setTimeout(this.config.timeouts.idle, idle);
-          (socket as Socket).setTimeout(this.config.timeouts.idle, idle);
-        });
-      });
-    });
+    this.proxy.on('proxyReq', (proxyReq, req) => this.hooks.get(req)?.onProxyReq(proxyReq));
+    this.proxy.on('proxyRes', (proxyRes, req) => this.hooks.get(req)?.onResponse(proxyRes));
+    this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => this.watchHandshake(proxyReq, socket as Socket));
     this.proxy.on('error', (err) => this.log.debug('proxy error', { listener: config.name, error: err }));
   }
 
@@ -138,10 +102,10 @@ export class HttpListener implements Listener {
   private apply(config: HttpListenerConfig): TrustedProxies {
     const { timeouts } = config;
     this.server.headersTimeout = timeouts.headers;
+    this.server.requestTimeout = timeouts.request;
     this.server.keepAliveTimeout = timeouts.idle;
     // Inactivity on a client socket at any point (a body that stops arriving,
-    // a client that stops reading) closes it; without this, requestTimeout: 0
-    // would let a stalled upload hold a connection forever.
+    // a client that stops reading) closes it.
     this.server.timeout = timeouts.idle;
     this.server.maxConnections = config.maxConnections;
     return new TrustedProxies(config.trustForwardedFor);
@@ -175,69 +139,114 @@ export class HttpListener implements Listener {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const seen = this.observer?.request(req, res);
+    const head = headOf(req);
+    const peer = req.socket.remoteAddress;
+    const seen = this.observer?.request(head.method, head.target, peer, head.headers);
+    if (seen) res.once('close', () => seen.finish(res.headersSent ? res.statusCode : undefined));
     if (this.draining) res.setHeader('connection', 'close');
     res.on('finish', () => this.draining && this.server.closeIdleConnections());
-    // Node's parser takes a request line without a version for HTTP/0.9; a
-    // proxy must not upgrade that to HTTP/1.1 on the way to the backend.
-    if (req.httpVersionMajor !== 1) return local(req, res, 400, 'DROVER_BAD_REQUEST', `HTTP/${req.httpVersion} is not supported`);
-    if (!originForm(req)) return local(req, res, 400, 'DROVER_BAD_REQUEST', 'invalid request target');
-    // RFC 9112 6.1: chunked not last means the body length is unknowable (400);
-    // other codings before it are ones Drover does not decode (501).
-    const te = req.headers['transfer-encoding'];
-    if (te !== undefined) {
-      const codings = te.split(',').map((c) => c.trim().toLowerCase());
-      if (codings[codings.length - 1] !== 'chunked') return local(req, res, 400, 'DROVER_BAD_REQUEST', `invalid Transfer-Encoding "${te}"`);
-      if (codings.length > 1) return local(req, res, 501, 'DROVER_NOT_IMPLEMENTED', `transfer coding "${te}" is not supported`);
-    }
-    const route = matchRoute(this.config.routes, req);
-    if (!route) return local(req, res, 404, 'DROVER_NO_ROUTE', `no route for ${req.method} ${req.headers.host ?? ''}${req.url}`);
-    const service = this.services.get(route.service)!;
-    const peer = req.socket.remoteAddress;
-    const clientAddress = this.trust.clientAddress(peer, req.headers['x-forwarded-for']);
+    const checked = checkRequest(head);
+    if (isRefusal(checked)) return this.local(req, res, checked, seen);
+    if (seen) seen.path = checked.path;
+    const route = matchRoute(this.config.routes, { method: head.method, host: checked.host, path: checked.path, headers: head.headers });
+    if (!route) return this.local(req, res, { status: 404, code: 'DROVER_NO_ROUTE', message: `no route for ${head.method} ${checked.host ?? ''}${checked.path}` }, seen);
+    const entry = this.services.get(route.service);
+    if (!entry) return this.local(req, res, noBackend(route.service), seen);
+    const clientAddress = this.trust.clientAddress(peer, headerValue(head.headers, 'x-forwarded-for'));
     if (seen) {
       seen.service = route.service;
       seen.client = clientAddress;
     }
-    const headers = forwardedHeaders(req.headers, peer, this.trust.has(peer));
+    const headers = toHeaderObject(
+      upstreamHeaders(head.headers, {
+        peer,
+        trusted: this.trust.has(peer),
+        host: checked.host,
+        hostFromTarget: checked.hostFromTarget,
+        requestId: seen?.generatedId ? seen.requestId : undefined,
+        upgradeTo: '',
+      }),
+    );
     const body = await readBody(req, RETRY_BODY_LIMIT);
     if (body.kind === 'gone') return;
-    seen?.body(req, body);
+    if (seen) countBody(seen, req, body);
     // The upstream framing comes from what Node's parser read, never from
     // forwarded headers: it is set again on each upstream request (see
     // onProxyReq), after http-proxy has had its say, so nothing can leave a
     // body without a length or with a wrong one (request smuggling).
     const framing: Framing =
       body.kind === 'complete'
-        ? body.data.length > 0 || req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined
+        ? body.data.length > 0 || checked.contentLength !== undefined || checked.chunked
           ? { 'content-length': String(body.data.length) }
           : {}
-        : req.headers['content-length'] !== undefined
-          ? { 'content-length': req.headers['content-length'] }
+        : checked.contentLength !== undefined
+          ? { 'content-length': String(checked.contentLength) }
           : { 'transfer-encoding': 'chunked' };
-    delete headers['content-length'];
-    delete headers['transfer-encoding'];
     req.headers = headers as IncomingMessage['headers'];
+    req.url = checked.path;
 
-    const candidates = service.balancer.candidates(clientAddress);
-    if (candidates.length === 0) {
-      this.observer?.noBackend(route.service);
-      return local(req, res, 503, 'DROVER_NO_BACKEND', `service ${route.service}: no usable backend`);
-    }
-    const replayable = body.kind === 'complete' && service.config.idempotentMethods.includes(req.method ?? '');
-    for (const [i, backend] of candidates.entries()) {
-      if (i > 0) this.observer?.retry(route.service);
-      const outcome = await this.attempt(req, res, backend, service, body, framing, replayable, seen);
-      if (outcome === 'done' || outcome === 'client-gone') return;
-      if (outcome === 'timeout') {
-        return local(req, res, 504, 'DROVER_UPSTREAM_TIMEOUT', `backend ${backend.id} sent no response headers within ${this.config.timeouts.response}ms`);
+    const replayable = body.kind === 'complete' && entry.config.idempotentMethods.includes(head.method);
+    let tried = 0;
+    let candidates = entry.balancer.candidates(clientAddress);
+    for (let i = 0; ; ) {
+      const next = candidates.slice(i).findIndex((b) => this.room(entry, b));
+      if (next < 0) {
+        if (tried > 0) return this.local(req, res, allFailed(route.service, tried), seen);
+        const waited = await this.wait(entry, route.service, candidates.length > 0, res);
+        if (waited === 'placed') {
+          candidates = entry.balancer.candidates(clientAddress);
+          i = 0;
+          continue;
+        }
+        if (waited === 'gone') return;
+        if (waited.status === 503 && waited.code === 'DROVER_NO_BACKEND') this.observer?.noBackend(route.service);
+        return this.local(req, res, waited, seen);
       }
-      if (outcome === 'bad-gateway') {
-        return local(req, res, 502, 'DROVER_UPSTREAM_FAILED', `backend ${backend.id} failed after it may have received the request`);
-      }
-      this.log.debug('retrying on the next backend', { listener: this.config.name, backend: backend.id, method: req.method });
+      const backend = candidates[i + next]!;
+      i += next + 1;
+      if (tried++ > 0) this.observer?.retry(route.service);
+      const outcome = await this.attempt(req, res, backend, entry, body, framing, seen);
+      if (outcome.kind !== 'failed') return;
+      const step = afterFailure(outcome.failure, outcome.failure === 'connect' || replayable, backend.id, this.config.timeouts.response);
+      if (!step.retry) return this.local(req, res, step.answer, seen);
+      this.log.debug('retrying on the next backend', { listener: this.config.name, backend: backend.id, method: head.method });
     }
-    local(req, res, 502, 'DROVER_UPSTREAM_FAILED', `service ${route.service}: ${candidates.length} backend(s) failed`);
+  }
+
+  /** Whether `backend` may take one more request under `maxSockets`. */
+  private room(entry: ServiceEntry, backend: Backend): boolean {
+    return (this.busy.get(backend.id) ?? 0) < entry.config.maxSockets;
+  }
+
+  /**
+   * No candidate had room: wait in the service's queue when some backend is
+   * only full, else it is a 503. Resolves `placed` to try again, `gone` when
+   * the client left, or the refusal to answer.
+   */
+  private wait(entry: ServiceEntry, service: string, sawFull: boolean, res: ServerResponse): Promise<'placed' | 'gone' | Refusal> {
+    const states = entry.balancer.states;
+    if (!sawFull && !entry.balancer.backends.some((b) => states.full(b.id))) return Promise.resolve(noBackend(service));
+    const { size, timeout } = entry.config.queue;
+    return new Promise((resolve) => {
+      const waiter = {
+        retry: () => {
+          if (!entry.balancer.backends.some((b) => states.usable(b.id) && this.room(entry, b))) return false;
+          res.off('close', onClose);
+          resolve('placed');
+          return true;
+        },
+        expire: (why: 'timeout' | 'closed') => {
+          res.off('close', onClose);
+          resolve(why === 'timeout' ? queueTimeout(service, timeout) : noBackend(service));
+        },
+      };
+      const onClose = () => {
+        entry.balancer.queue.remove(waiter);
+        resolve('gone');
+      };
+      if (!entry.balancer.queue.add(waiter, size, timeout)) return resolve(queueFull(service, size));
+      res.once('close', onClose);
+    });
   }
 
   /** One try against one backend; resolves with what happened. */
@@ -245,17 +254,15 @@ export class HttpListener implements Listener {
     req: IncomingMessage,
     res: ServerResponse,
     backend: Backend,
-    service: ServiceEntry,
+    entry: ServiceEntry,
     body: Exclude<Body, { kind: 'gone' }>,
     framing: Framing,
-    replayable: boolean,
     seen: RequestObservation | undefined,
   ): Promise<Outcome> {
-    const states = service.balancer.states;
-    const name = service.balancer.name;
     if (seen) seen.backend = backend.id;
-    const started = performance.now();
-    const connectTimeout = this.config.timeouts.connect ?? service.config.timeouts.connect;
+    const connectTimeout = this.config.timeouts.connect ?? entry.config.timeouts.connect;
+    const busy = this.busy;
+    busy.set(backend.id, (busy.get(backend.id) ?? 0) + 1);
     return new Promise<Outcome>((resolve) => {
       let proxyReq: import('node:http').ClientRequest | undefined;
       // A drain deadline on this backend ends the request.
@@ -263,20 +270,19 @@ export class HttpListener implements Listener {
         proxyReq?.destroy();
         res.destroy();
       };
-      states.acquire(backend.id, close);
-      const series = this.observer?.acquire(name, backend.id);
+      const attempt = new Attempt(entry, backend, this.observer, close);
       let connected = false;
       let responded = false;
-      let timedOut = false;
       let settled = false;
       let released = false;
       let connectTimer: NodeJS.Timeout | undefined;
       const release = () => {
-        if (!released) {
-          states.release(backend.id, close);
-          this.observer?.release(series);
-        }
+        if (released) return;
         released = true;
+        const n = (busy.get(backend.id) ?? 1) - 1;
+        if (n > 0) busy.set(backend.id, n);
+        else busy.delete(backend.id);
+        attempt.end();
       };
       const settle = (outcome: Outcome) => {
         if (settled) return;
@@ -284,25 +290,22 @@ export class HttpListener implements Listener {
         clearTimeout(responseTimer);
         clearTimeout(connectTimer);
         res.off('close', onClientClose);
-        if (outcome !== 'done') {
+        if (outcome.kind !== 'done') {
           proxyReq?.destroy();
           release();
         }
         resolve(outcome);
       };
       const onClientClose = () => {
-        if (!res.writableFinished) settle('client-gone');
+        if (!res.writableFinished) settle({ kind: 'client-gone' });
       };
       res.on('close', onClientClose);
       // The response timeout covers waiting for a socket and connecting, then
       // pauses while the body is sent (the client's idle timeout governs a
       // slow upload), and counts again once the request is fully sent.
       const onResponseTimeout = () => {
-        timedOut = true;
-        states.sample(backend.id, this.config.timeouts.response);
-        states.outcome(backend.id, false);
-        this.observer?.upstreamError(name, backend.id, 'timeout');
-        settle('timeout');
+        attempt.failed('timeout', 'timeout', this.config.timeouts.response);
+        settle({ kind: 'failed', failure: 'timeout' });
       };
       let responseTimer = setTimeout(onResponseTimeout, this.config.timeouts.response);
       const feed = (upstream: import('node:http').ClientRequest) => {
@@ -317,7 +320,7 @@ export class HttpListener implements Listener {
           req.pipe(upstream);
         }
       };
-      this.attempts.set(req, {
+      this.hooks.set(req, {
         onProxyReq: (r) => {
           proxyReq = r;
           if (settled) return void r.destroy();
@@ -340,28 +343,22 @@ export class HttpListener implements Listener {
         },
         onResponse: (proxyRes) => {
           if (settled) return;
-          states.sample(backend.id, performance.now() - started);
           const status = proxyRes.statusCode ?? 0;
-          states.outcome(backend.id, status >= 200 && status < 500);
-          const orca = proxyRes.headers[ORCA_HEADER];
-          if (typeof orca === 'string') {
-            const load = parseOrca(orca);
-            if (load instanceof Error) this.log.debug('ignored load report', { backend: backend.id, error: load });
-            else states.setReport(backend.id, { percent: idlePercent(load) });
-          }
+          const { headers, orca } = downstreamHeaders(proxyRes.rawHeaders);
+          attempt.answered(status, orca, this.log);
           try {
             if (status < 200 || status > 999) throw new Error(`invalid status ${status}`);
             if (this.draining) res.shouldKeepAlive = false;
             const reason = proxyRes.statusMessage && VALID_REASON.test(proxyRes.statusMessage) ? proxyRes.statusMessage : undefined;
-            res.writeHead(status, reason, responseHeaders(proxyRes.headers));
+            res.writeHead(status, reason, toHeaderObject(headers));
           } catch (err) {
             // A backend's malformed status line or header must not crash the
             // proxy: it is a bad gateway, and not retried (it saw the request).
-            this.log.warn('invalid response from backend', { listener: this.config.name, backend: backend.id, error: err });
-            this.observer?.upstreamError(name, backend.id, 'invalid_response');
+            this.log.debug('invalid response from backend', { listener: this.config.name, backend: backend.id, error: err });
+            attempt.failed('invalid', 'invalid_response', 0);
             proxyRes.destroy();
             if (!res.headersSent) for (const name of res.getHeaderNames()) res.removeHeader(name);
-            settle('bad-gateway');
+            settle({ kind: 'failed', failure: 'invalid' });
             return;
           }
           responded = true;
@@ -371,81 +368,135 @@ export class HttpListener implements Listener {
             release();
             if (!res.writableFinished) proxyRes.destroy();
           });
-          seen?.answer(proxyRes, status);
+          if (seen) {
+            seen.answer(status);
+            proxyRes.on('data', (c: Buffer) => (seen.bytesOut += c.length));
+          }
           proxyRes.pipe(res);
-          settle('done');
+          settle({ kind: 'done' });
         },
       });
-      this.proxy.web(req, res, { target: { host: backend.host, port: backend.port }, agent: this.agent(backend, service), buffer: idle() }, (err) => {
+      this.proxy.web(req, res, { target: { host: backend.host, port: backend.port }, agent: this.agent(backend, entry), buffer: idle() }, (err) => {
         if (settled) {
           if (responded) res.destroy();
           return;
         }
         this.log.debug('backend request failed', { listener: this.config.name, backend: backend.id, error: err });
-        this.observer?.upstreamError(name, backend.id, err);
+        const failure: AttemptFailure = (err as NodeJS.ErrnoException).code === 'HPE_INVALID_CONSTANT' || String((err as NodeJS.ErrnoException).code).startsWith('HPE_') ? 'invalid' : connected ? 'closed' : 'connect';
         // A failure counts as the slowest answer, so response-time backs off from it.
-        states.sample(backend.id, Math.max(performance.now() - started, connectTimeout));
-        if (!timedOut && !responded) states.outcome(backend.id, false);
-        if (timedOut) settle('timeout');
-        else if (!connected || (!responded && replayable)) settle('retry');
-        else settle('bad-gateway');
+        attempt.failed(failure, err, connectTimeout);
+        settle({ kind: 'failed', failure });
       });
     });
   }
 
+  /** Drover's own answer; 502, 503 and 504 are logged (rate-limited) with a request id the client also gets. */
+  private local(req: IncomingMessage, res: ServerResponse, refusal: Refusal, seen: RequestObservation | undefined): void {
+    if (res.headersSent || res.destroyed) return void res.destroy();
+    const requestId = refusal.reason ? (seen?.requestId ?? headerValue(req.rawHeaders, 'x-request-id') ?? randomUUID()) : undefined;
+    if (refusal.reason) this.failures.report(this.config.name, refusal, seen?.service ?? '', seen?.backend ?? '', requestId);
+    const a = localAnswer(refusal.status, refusal.code, refusal.message, requestId);
+    if (res.getHeader('connection') === 'close') res.shouldKeepAlive = false;
+    res.writeHead(a.status, {
+      ...toHeaderObject(a.headers),
+      'content-length': Buffer.byteLength(a.body),
+      // An unread request body would otherwise be read and thrown away, and
+      // after a 400 the rest of the stream cannot be trusted.
+      ...(!req.complete || a.status === 400 ? { connection: 'close' } : {}),
+    });
+    res.end(a.body);
+  }
+
   private upgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
     socket.on('error', () => socket.destroy());
-    if (this.draining) return rawResponse(socket, 503, 'DROVER_NO_BACKEND', 'shutting down');
+    if (this.draining) return rawResponse(socket, { status: 503, code: 'DROVER_NO_BACKEND', message: 'shutting down' });
+    const request = headOf(req);
+    const checked = checkRequest(request);
+    if (isRefusal(checked)) return rawResponse(socket, checked);
     // http-proxy passes WebSocket upgrades only (GET + Upgrade: websocket).
-    if (req.method !== 'GET' || String(req.headers.upgrade).toLowerCase() !== 'websocket') {
-      return rawResponse(socket, 501, 'DROVER_NOT_IMPLEMENTED', `only WebSocket upgrades are proxied, not "${req.headers.upgrade}"`);
+    if (request.method !== 'GET' || checked.upgradeTo.toLowerCase() !== 'websocket') {
+      return rawResponse(socket, { status: 501, code: 'DROVER_NOT_IMPLEMENTED', message: `the http-proxy engine passes WebSocket upgrades only, not "${headerValue(request.headers, 'upgrade') ?? ''}"` });
     }
-    if (!originForm(req)) return rawResponse(socket, 400, 'DROVER_BAD_REQUEST', 'invalid request target');
-    const route = matchRoute(this.config.routes, req);
-    if (!route) return rawResponse(socket, 404, 'DROVER_NO_ROUTE', 'no route');
-    const service = this.services.get(route.service)!;
+    const route = matchRoute(this.config.routes, { method: request.method, host: checked.host, path: checked.path, headers: request.headers });
+    if (!route) return rawResponse(socket, { status: 404, code: 'DROVER_NO_ROUTE', message: 'no route' });
+    const entry = this.services.get(route.service);
     const peer = req.socket.remoteAddress;
-    const [backend] = service.balancer.candidates(this.trust.clientAddress(peer, req.headers['x-forwarded-for']));
-    if (!backend) {
+    const [backend] = entry?.balancer.candidates(this.trust.clientAddress(peer, headerValue(request.headers, 'x-forwarded-for'))) ?? [];
+    if (!entry || !backend) {
       this.observer?.noBackend(route.service);
-      return rawResponse(socket, 503, 'DROVER_NO_BACKEND', `service ${route.service}: no usable backend`);
+      return rawResponse(socket, noBackend(route.service));
     }
-    req.headers = forwardedHeaders(req.headers, peer, this.trust.has(peer), true) as IncomingMessage['headers'];
-    const states = service.balancer.states;
-    const close = () => socket.destroy();
-    states.acquire(backend.id, close);
-    const series = this.observer?.acquire(route.service, backend.id);
-    if (series) this.tunnels.set(socket, series);
-    socket.once('close', () => {
-      states.release(backend.id, close);
-      this.observer?.release(series);
-    });
+    req.headers = toHeaderObject(
+      upstreamHeaders(request.headers, { peer, trusted: this.trust.has(peer), host: checked.host, hostFromTarget: checked.hostFromTarget, requestId: undefined, upgradeTo: checked.upgradeTo }),
+    ) as IncomingMessage['headers'];
+    req.url = checked.path;
+    const attempt = new Attempt(entry, backend, this.observer, () => socket.destroy());
+    this.tunnels.set(socket, attempt);
+    socket.once('close', () => attempt.end());
     const handshake = setTimeout(() => socket.destroy(), this.config.timeouts.response);
     this.handshakes.set(socket, handshake);
     socket.once('close', () => clearTimeout(handshake));
     try {
       this.proxy.ws(req, socket, head, { target: { host: backend.host, port: backend.port } }, (err) => {
         this.log.debug('upgrade failed', { listener: this.config.name, backend: backend.id, error: err });
-        if (!this.upgraded.has(socket)) this.observer?.upstreamError(route.service, backend.id, err);
-        if (!this.upgraded.has(socket) && socket.writable) rawResponse(socket, 502, 'DROVER_UPSTREAM_FAILED', `backend ${backend.id} failed`);
+        if (!this.upgraded.has(socket)) attempt.failed('connect', err, 0);
+        if (!this.upgraded.has(socket) && socket.writable) rawResponse(socket, { status: 502, code: 'DROVER_UPSTREAM_FAILED', message: `backend ${backend.id} failed` });
       });
     } catch (err) {
       this.log.warn('upgrade refused', { listener: this.config.name, error: err });
-      rawResponse(socket, 400, 'DROVER_BAD_REQUEST', 'invalid upgrade request');
+      rawResponse(socket, { status: 400, code: 'DROVER_BAD_REQUEST', message: 'invalid upgrade request' });
     }
   }
 
-  private agent(backend: Backend, service: ServiceEntry): Agent {
+  /** Follows an upgrade's handshake: its answer, the tunnel, the idle timeout. */
+  private watchHandshake(proxyReq: import('node:http').ClientRequest, socket: Socket): void {
+    // A client that leaves (or times out) before the handshake completes
+    // takes the upstream request with it: upgrades bypass the agent pool.
+    socket.once('close', () => {
+      if (!this.upgraded.has(socket)) proxyReq.destroy();
+    });
+    queueMicrotask(() => {
+      // Replace http-proxy's answer to a refused upgrade: it copies the raw
+      // headers (Transfer-Encoding included) over a body it has de-chunked.
+      proxyReq.removeAllListeners('response');
+      proxyReq.on('response', (res: IncomingMessage) => {
+        clearTimeout(this.handshakes.get(socket));
+        const lines = downstreamHeaders(res.rawHeaders).headers;
+        let text = '';
+        for (let i = 0; i < lines.length; i += 2) text += `${lines[i]}: ${lines[i + 1]}\r\n`;
+        const reason = res.statusMessage && VALID_REASON.test(res.statusMessage) ? res.statusMessage : '';
+        socket.write(`HTTP/1.1 ${res.statusCode} ${reason}\r\n${text}connection: close\r\n\r\n`);
+        res.pipe(socket);
+      });
+    });
+    proxyReq.on('upgrade', (_res, upstream: Socket) => {
+      clearTimeout(this.handshakes.get(socket));
+      this.upgraded.add(socket);
+      this.tunnels.get(socket)?.tunnelled();
+      // Either side closing takes the other with it.
+      upstream.on('close', () => socket.destroy());
+      socket.on('close', () => upstream.destroy());
+      // http-proxy's own upgrade handler runs after this one and clears both
+      // sockets' timeouts, so the idle timeout goes in afterwards.
+      queueMicrotask(() => {
+        const idle = () => upstream.destroy();
+        upstream.setTimeout(this.config.timeouts.idle, idle);
+        socket.setTimeout(this.config.timeouts.idle, idle);
+      });
+    });
+  }
+
+  private agent(backend: Backend, entry: ServiceEntry): Agent {
     let agent = this.agents.get(backend.id);
     if (agent) {
       // A reload may have changed these: Agent reads both per request and per idle socket.
-      agent.maxSockets = service.config.maxSockets;
-      (agent as Agent & { options: { timeout?: number } }).options.timeout = service.config.timeouts.keepAlive;
+      agent.maxSockets = entry.config.maxSockets;
+      (agent as Agent & { options: { timeout?: number } }).options.timeout = entry.config.timeouts.keepAlive;
     } else {
       agent = new Agent({
         keepAlive: true,
-        maxSockets: service.config.maxSockets,
-        timeout: service.config.timeouts.keepAlive,
+        maxSockets: entry.config.maxSockets,
+        timeout: entry.config.timeouts.keepAlive,
         scheduling: 'lifo',
       });
       this.agents.set(backend.id, agent);
@@ -475,74 +526,56 @@ type Framing = { 'content-length'?: string; 'transfer-encoding'?: 'chunked' };
 /** A reason phrase Node will write (RFC 9112: HTAB, SP, VCHAR, obs-text). */
 const VALID_REASON = /^[\t\x20-\x7e\x80-\xff]*$/;
 
+/** The request as the shared policy reads it. */
+function headOf(req: IncomingMessage): RequestHead {
+  return {
+    method: req.method ?? 'GET',
+    target: req.url ?? '/',
+    versionMajor: req.httpVersionMajor,
+    versionMinor: req.httpVersionMinor,
+    headers: req.rawHeaders,
+    upgrade: req.headers.upgrade !== undefined && /(^|,)\s*upgrade\s*(,|$)/i.test(req.headers.connection ?? ''),
+    keepAlive: true,
+  };
+}
+
+/** Flat pairs as node:http's header object (duplicates as arrays). */
+function toHeaderObject(flat: readonly string[]): OutgoingHttpHeaders {
+  const out: Record<string, string | string[]> = {};
+  for (let i = 0; i < flat.length; i += 2) {
+    const name = flat[i]!.toLowerCase();
+    const value = flat[i + 1]!;
+    const had = out[name];
+    if (had === undefined) out[name] = value;
+    else if (Array.isArray(had)) had.push(value);
+    else out[name] = [had, value];
+  }
+  return out;
+}
+
+/** Counts the request body: whole, or the prefix and then the rest as it streams by. */
+function countBody(seen: RequestObservation, req: IncomingMessage, body: Body): void {
+  if (body.kind === 'complete') seen.bytesIn = body.data.length;
+  else if (body.kind === 'partial') {
+    seen.bytesIn = body.prefix.length;
+    req.on('data', (c: Buffer) => (seen.bytesIn += c.length));
+  }
+}
+
 /** An empty stream for http-proxy's `buffer` option: Drover feeds the body itself once connected. */
 function idle(): import('node:stream').Readable & { pipe: <T>(dest: T) => T } {
   return { pipe: <T>(dest: T) => dest } as unknown as import('node:stream').Readable & { pipe: <T>(dest: T) => T };
 }
 
-/**
- * Brings the request target to origin form (`/path?query`), the form routes
- * match and backends receive. An absolute-form target (`http://host/path`,
- * which servers must accept) moves its authority into Host. Anything else
- * (`*` outside OPTIONS, unparsable URLs) is refused: false.
- */
-function originForm(req: IncomingMessage): boolean {
-  const target = req.url ?? '';
-  if (target.startsWith('/')) return true;
-  if (target === '*' && req.method === 'OPTIONS') return true;
-  let url: URL;
-  try {
-    url = new URL(target);
-  } catch {
-    return false;
-  }
-  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || !url.host || url.username || url.password) return false;
-  req.headers.host = url.host;
-  req.url = `${url.pathname}${url.search}`;
-  return true;
-}
-
-/** A response Drover makes itself: a small JSON body with a stable code. */
-function local(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string): void {
-  if (res.headersSent || res.destroyed) return void res.destroy();
-  const body = JSON.stringify({ error: code, message });
-  if (res.getHeader('connection') === 'close') res.shouldKeepAlive = false;
-  res.writeHead(status, {
-    'content-type': 'application/json',
-    'content-length': Buffer.byteLength(body),
-    ...(status === 503 ? { 'retry-after': '1' } : {}),
-    // An unread request body would otherwise be read and thrown away, and
-    // after a 400 the rest of the stream cannot be trusted.
-    ...(!req.complete || status === 400 ? { connection: 'close' } : {}),
-  });
-  res.end(body);
-}
-
-const STATUS_TEXT: Record<number, string> = {
-  400: 'Bad Request',
-  404: 'Not Found',
-  405: 'Method Not Allowed',
-  408: 'Request Timeout',
-  431: 'Request Header Fields Too Large',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-};
-
-/** Writes a whole HTTP/1.1 response on a raw socket and closes it. */
-function rawResponse(socket: Socket, status: number, code: string, message: string): void {
-  const body = JSON.stringify({ error: code, message });
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
-      `${status === 503 ? 'retry-after: 1\r\n' : ''}connection: close\r\n\r\n${body}`,
-  );
+/** Writes a whole local answer on a raw socket and closes it. */
+function rawResponse(socket: Socket, refusal: Refusal): void {
+  socket.end(serializeAnswer(localAnswer(refusal.status, refusal.code, refusal.message), true), 'latin1');
 }
 
 /**
  * Answers what Node's HTTP parser refused: 431 for oversized headers, 408 for
  * headers that took longer than `timeouts.headers` (slowloris), 400 for
- * everything else (malformed request lines, Content-Length with
- * Transfer-Encoding, duplicate Content-Length, obs-fold). Nothing refused
- * here is ever forwarded.
+ * everything else. Nothing refused here is ever forwarded.
  */
 function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || !socket.writable) return void socket.destroy();
@@ -550,8 +583,6 @@ function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
   // the parser choked on its body): let it finish, write nothing more.
   const current = (socket as Socket & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
   if (current?.headersSent) return void socket.destroySoon();
-  if (err.code === 'HPE_HEADER_OVERFLOW') rawResponse(socket, 431, 'DROVER_HEADERS_TOO_LARGE', 'request headers too large');
-  else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') rawResponse(socket, 408, 'DROVER_REQUEST_TIMEOUT', 'request headers took too long');
-  else rawResponse(socket, 400, 'DROVER_BAD_REQUEST', `malformed request: ${err.code ?? err.message}`);
+  rawResponse(socket, parseRefusal(err.code, err.message));
   socket.destroySoon();
 }

@@ -1,0 +1,234 @@
+import { connect as netConnect, type Socket } from 'node:net';
+import type { Backend } from '../../../../strategies/index.js';
+import type { Exchange } from './exchange.js';
+import { PAUSE, type Handlers, type ParseError, type Parser, type ParserPool } from './parser.js';
+
+/**
+ * Upstream connections of the native engine: one keep-alive pool per
+ * backend, each connection read by its own llhttp response parser. A
+ * connection carries one request at a time and goes back to the pool only
+ * after a clean end of both messages with nothing unasked-for behind them;
+ * anything else closes it.
+ */
+
+/** What upstream connections need from their listener. */
+export interface UpstreamHost {
+  readonly responseParsers: ParserPool;
+  /** A draining listener keeps no idle connections. */
+  readonly draining: boolean;
+  now(): number;
+}
+
+/** The idle and busy connections to one backend. */
+export class Pool {
+  readonly idle: UpstreamConnection[] = [];
+  /** Connections carrying (or connecting for) a request. */
+  busy = 0;
+
+  constructor(
+    readonly backend: Backend,
+    private readonly host: UpstreamHost,
+  ) {}
+
+  /** Whether another request may start on this backend under `maxSockets`. */
+  room(maxSockets: number): boolean {
+    return this.busy < maxSockets;
+  }
+
+  /** The most recently used idle connection (its socket is warm), or a new one. */
+  acquire(exchange: Exchange): UpstreamConnection {
+    this.busy++;
+    const c = this.idle.pop() ?? new UpstreamConnection(this, this.host);
+    c.exchange = exchange;
+    return c;
+  }
+
+  /** A connection whose exchange ended cleanly: idle for at most `keepAlive` ms. */
+  park(c: UpstreamConnection, keepAlive: number): void {
+    if (this.host.draining) return c.destroy();
+    this.busy--;
+    c.exchange = null;
+    c.idleUntil = this.host.now() + keepAlive;
+    this.idle.push(c);
+  }
+
+  /** A connection is gone (or will be): it no longer counts. */
+  forget(c: UpstreamConnection, wasBusy: boolean): void {
+    if (wasBusy) this.busy--;
+    else {
+      const i = this.idle.indexOf(c);
+      if (i >= 0) this.idle.splice(i, 1);
+    }
+  }
+
+  /** Closes idle connections past their keep-alive time; true when the pool is empty. */
+  sweep(now: number): boolean {
+    for (let i = this.idle.length - 1; i >= 0; i--) if (this.idle[i]!.idleUntil <= now) this.idle[i]!.destroy();
+    return this.busy === 0 && this.idle.length === 0;
+  }
+
+  /** Closes every idle connection (busy ones end with their exchange). */
+  closeIdle(): void {
+    for (const c of [...this.idle]) c.destroy();
+  }
+}
+
+/** One TCP connection to a backend. */
+export class UpstreamConnection {
+  readonly socket: Socket;
+  /** The request it carries; null while idle in its pool. */
+  exchange: Exchange | null = null;
+  connected = false;
+  /** It has carried a request before (a failure on it may be a stale keep-alive). */
+  reused = false;
+  idleUntil = 0;
+  /** The current response is complete (set inside the parser, acted on after it). */
+  complete = false;
+  /** Bytes came that nobody asked for: never reused. */
+  poisoned = false;
+  destroyed = false;
+  /** An accepted upgrade: bytes pass raw, the parser is done. */
+  tunnel = false;
+  private parser: Parser;
+
+  constructor(
+    readonly pool: Pool,
+    private readonly host: UpstreamHost,
+  ) {
+    this.parser = host.responseParsers.take(this, 16 * 1024);
+    this.socket = netConnect({ host: pool.backend.host, port: pool.backend.port, noDelay: true });
+    this.socket.on('connect', onConnect);
+    this.socket.on('data', onData);
+    this.socket.on('end', onEnd);
+    this.socket.on('error', onError);
+    this.socket.on('close', onClose);
+    this.socket.on('drain', onDrain);
+    (this.socket as OwnedSocket).owner = this;
+  }
+
+  /** The request in flight expects a response to HEAD: its body is skipped. */
+  head = false;
+
+  /** Closes the connection now; its exchange (if any) has already been told or is the caller. */
+  destroy(): void {
+    if (this.destroyed) return;
+    this.destroyed = true;
+    this.pool.forget(this, this.exchange !== null);
+    this.exchange = null;
+    this.socket.destroy();
+    this.host.responseParsers.give(this.parser);
+  }
+
+  /** Feeds response bytes to the parser, then lets the exchange act on what they completed. */
+  read(chunk: Buffer): void {
+    const ex = this.exchange;
+    if (ex && this.tunnel) return ex.tunnelData(chunk);
+    if (!ex) {
+      // An idle connection that speaks unasked: whatever it says belongs to no request.
+      this.poisoned = true;
+      return this.destroy();
+    }
+    ex.batchStart();
+    const r = this.parser.execute(chunk);
+    let leftover: Buffer | undefined;
+    if (typeof r !== 'number') {
+      // After a complete response, even garbage is only an unasked-for extra: the answer stands.
+      if (this.complete || this.poisoned) this.poisoned = true;
+      else ex.responseInvalid(this, r);
+    } else if (r < chunk.length) leftover = chunk.subarray(r); // a 101: the rest is the new protocol's
+    this.afterRead(ex, leftover);
+  }
+
+  /** After a read: a completed response releases the connection, then the exchange moves on. */
+  private afterRead(ex: Exchange, leftover: Buffer | undefined): void {
+    if (ex.tunnelling) return ex.batchEnd(leftover);
+    if (this.complete) {
+      this.complete = false;
+      if (leftover && leftover.length) this.poisoned = true;
+      ex.responseComplete(this);
+    }
+    ex.batchEnd(undefined);
+  }
+
+  /** The backend closed its side: a close-delimited response ends here, anything else was cut short. */
+  ended(): void {
+    const ex = this.exchange;
+    if (!ex) return this.destroy();
+    if (this.tunnel) return ex.upstreamClosed(this, undefined);
+    ex.batchStart();
+    const r = this.parser.finish();
+    if (r) ex.responseInvalid(this, r);
+    this.afterRead(ex, undefined);
+    if (this.exchange === ex) ex.upstreamClosed(this, undefined);
+  }
+
+  // Parser callbacks, bound to the parser: `this.owner` is the connection.
+
+  static readonly handlers: Handlers = {
+    onMessageBegin(this: Parser) {
+      const c = this.owner as UpstreamConnection;
+      // A response begins after the last one completed, before a new request: unasked-for.
+      if (!c.exchange || c.exchange.responseFinished) c.poisoned = true;
+    },
+    onHeaders(this: Parser, headers: string[]) {
+      (this.owner as UpstreamConnection).exchange?.responseHeaderPart(headers);
+    },
+    onHeadersComplete(this: Parser, _major, minor, headers, _method, _url, status, message, upgrade, keepAlive) {
+      const c = this.owner as UpstreamConnection;
+      if (c.poisoned || !c.exchange) return PAUSE;
+      return c.exchange.responseHead(c, minor, headers, status ?? 0, message ?? '', upgrade, keepAlive);
+    },
+    onBody(this: Parser, chunk: Buffer) {
+      const c = this.owner as UpstreamConnection;
+      if (!c.poisoned) c.exchange?.responseBody(chunk);
+    },
+    onMessageComplete(this: Parser) {
+      const c = this.owner as UpstreamConnection;
+      if (c.poisoned || !c.exchange) return;
+      if (c.exchange.responseEnd()) c.complete = true;
+    },
+  };
+}
+
+type OwnedSocket = Socket & { owner: UpstreamConnection };
+
+function owner(s: Socket): UpstreamConnection {
+  return (s as OwnedSocket).owner;
+}
+
+function onConnect(this: Socket): void {
+  const c = owner(this);
+  c.connected = true;
+  c.exchange?.upstreamConnected(c);
+}
+
+function onData(this: Socket, chunk: Buffer): void {
+  owner(this).read(chunk);
+}
+
+function onEnd(this: Socket): void {
+  owner(this).ended();
+}
+
+function onError(this: Socket, err: Error): void {
+  const c = owner(this);
+  const ex = c.exchange;
+  if (ex) ex.upstreamClosed(c, err);
+  c.destroy();
+}
+
+function onClose(this: Socket): void {
+  const c = owner(this);
+  const ex = c.exchange;
+  if (ex) ex.upstreamClosed(c, undefined);
+  c.destroy();
+}
+
+function onDrain(this: Socket): void {
+  owner(this).exchange?.upstreamDrained();
+}
+
+/** For the parse error's reason in logs. */
+export function describeParseError(e: ParseError): string {
+  return `${e.code}${e.reason ? `: ${e.reason}` : ''}`;
+}
