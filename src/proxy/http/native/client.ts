@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import { localAnswer, parseRefusal, serializeAnswer } from '../answers.js';
 import type { Refusal, RequestHead } from '../request.js';
 import { Exchange, type ExchangeClient, type ExchangeHost } from './exchange.js';
-import { PAUSE, type Handlers, type ParseError, type Parser, type ParserPool } from './parser.js';
+import { consume, PAUSE, setReading, unconsume, type Handlers, type ParseError, type Parser, type ParserPool } from './parser.js';
 import type { UpstreamConnection } from './upstream.js';
 
 /** A client connection needs these of its listener besides what exchanges need. */
@@ -19,6 +19,9 @@ const HOLD_UPGRADE = 8;
 
 /** After Drover closed its side, how long a client may go on sending (read and dropped) before it is cut off. */
 export const LINGER_MS = 2000;
+
+/** A keep-alive connection idle this long gives its parser back. */
+const PARSER_IDLE_MS = 1000;
 
 /** Request headers are limited to this many bytes, as in node:http. */
 export const MAX_HEADER_SIZE = 16 * 1024;
@@ -47,7 +50,11 @@ export class ClientConnection implements ExchangeClient {
   private deferred: Refusal | null = null;
   private out: Array<string | Buffer> = [];
   private holds = 0;
+  /** Inside the parser (its callbacks run): nothing may re-enter or free it. */
   private parsing = false;
+  /** The parser reads the socket's handle directly (see consume()). */
+  private consumed = false;
+  private dropDue = false;
   private advancing = false;
   private advanceDue = false;
   private closing = false;
@@ -99,7 +106,12 @@ export class ClientConnection implements ExchangeClient {
     if (out.length > 0) {
       const s = this.socket;
       if (out.length === 1) write(s, out[0]!);
-      else {
+      else if (small(out)) {
+        // One string, one write: cheaper than a writev of a head and a small body.
+        let text = '';
+        for (const piece of out) text += typeof piece === 'string' ? piece : piece.toString('latin1');
+        s.write(text, 'latin1');
+      } else {
         s.cork();
         for (const piece of out) write(s, piece);
         s.uncork();
@@ -107,14 +119,14 @@ export class ClientConnection implements ExchangeClient {
       this.out = [];
       this.lastActive = this.host.now();
       // A client that does not read slows its backend down, never Drover's memory.
-      if (s.writableNeedDrain) this.exchange?.up?.socket.pause();
+      if (s.writableNeedDrain) this.exchange?.up?.reading(false);
     }
     if (this.closing && this.lingerUntil === 0) this.linger();
   }
 
   // Reading --------------------------------------------------------------------
 
-  /** Bytes from the client. */
+  /** Bytes from the client, through its 'data' events (while no parser consumes the socket). */
   read(chunk: Buffer): void {
     this.lastActive = this.host.now();
     this.fresh = false;
@@ -131,27 +143,58 @@ export class ClientConnection implements ExchangeClient {
     this.flush();
   }
 
-  private execute(chunk: Buffer): void {
-    this.parser ??= this.host.requestParsers.take(this, MAX_HEADER_SIZE);
-    this.parsing = true;
-    const r = this.parser.execute(chunk);
-    this.parsing = false;
-    if (typeof r === 'number') {
-      if (r < chunk.length) this.holdUpgrade(chunk.subarray(r));
-    } else if (r.code === 'HPE_PAUSED') {
-      this.stash = chunk.subarray(r.bytesParsed);
-      this.hold(HOLD_PIPELINE, true);
-    } else this.parseError(r);
-    if (this.advanceDue) this.advance();
-    this.releaseParser();
+  /** A read the consuming parser has just parsed (`ret`: bytes, or its error). */
+  executed(ret: number | ParseError): void {
+    this.lastActive = this.host.now();
+    this.fresh = false;
+    this.afterExecute(ret, undefined);
+    this.flush();
   }
 
-  /** An upgrade request ended: what follows is not HTTP until the backend declines. */
-  private holdUpgrade(rest: Buffer | undefined): void {
-    this.upgradeRest ??= [];
-    if (rest && rest.length) this.upgradeRest.push(rest);
-    this.hold(HOLD_UPGRADE, true);
+  private execute(chunk: Buffer): void {
+    const p = this.parser ?? this.attachParser();
+    this.parsing = true;
+    this.afterExecute(p.execute(chunk), chunk);
   }
+
+  /** A parser for the next request; it consumes the socket from now on, as Node's own server does. */
+  private attachParser(): Parser {
+    const p = this.host.requestParsers.take(this, MAX_HEADER_SIZE);
+    this.parser = p;
+    this.consumed = consume(p, this.socket);
+    return p;
+  }
+
+  /**
+   * After a read was parsed (`chunk` when it came through 'data', else the
+   * consuming parser has it): a pipelined head stopped the parser, an
+   * upgrade ended the HTTP part, or the bytes were malformed.
+   */
+  private afterExecute(r: number | ParseError, chunk: Buffer | undefined): void {
+    this.parsing = false;
+    const p = this.parser!;
+    if (typeof r === 'number') {
+      if (this.upgradeRest && !this.tunnelUp) {
+        const rest = (chunk ?? p.getCurrentBuffer()).subarray(r);
+        if (rest.length) this.upgradeRest.push(rest);
+        this.hold(HOLD_UPGRADE, true);
+        this.stopConsuming();
+      }
+    } else if (r.code === 'HPE_PAUSED') {
+      this.stash = (chunk ?? p.getCurrentBuffer()).subarray(r.bytesParsed);
+      this.hold(HOLD_PIPELINE, true);
+    } else this.parseError(r);
+    if (this.dropDue) this.dropParser();
+    if (this.advanceDue) this.advance();
+  }
+
+  /** Later reads come through 'data' events again (upgrades, lingering). */
+  private stopConsuming(): void {
+    if (!this.consumed || !this.parser) return;
+    unconsume(this.parser, this.socket);
+    this.consumed = false;
+  }
+
 
   private parseError(e: ParseError): void {
     // Already answered and closing: what follows is read and dropped, not refused again.
@@ -177,8 +220,8 @@ export class ClientConnection implements ExchangeClient {
   hold(bit: number, on: boolean): void {
     const before = this.holds;
     this.holds = on ? this.holds | bit : this.holds & ~bit;
-    if (before === 0 && this.holds !== 0) this.socket.pause();
-    else if (before !== 0 && this.holds === 0 && !this.destroyed) this.socket.resume();
+    if (before === 0 && this.holds !== 0) setReading(this.socket, this.consumed, false);
+    else if (before !== 0 && this.holds === 0 && !this.destroyed) setReading(this.socket, this.consumed, true);
   }
 
   // Requests ---------------------------------------------------------------------
@@ -238,19 +281,29 @@ export class ClientConnection implements ExchangeClient {
       this.advancing = false;
     }
     if (!this.stash && !this.pendingHead && !this.deferred) this.hold(HOLD_PIPELINE, false);
-    this.releaseParser();
     this.flush();
   }
 
-  /** An idle keep-alive connection holds no parser (Node's servers pool them the same way). */
-  private releaseParser(): void {
-    if (this.parser && !this.exchange && !this.pendingHead && !this.stash && !this.upgradeRest && this.requestStarted === 0 && !this.parsing) {
+  /**
+   * An idle keep-alive connection holds no parser (Node's servers pool them
+   * the same way): given back a second after the last request, so a busy
+   * connection keeps its own.
+   */
+  private releaseParser(now: number): void {
+    if (this.parser && !this.exchange && !this.pendingHead && !this.stash && !this.upgradeRest && this.requestStarted === 0 && now - this.lastActive >= PARSER_IDLE_MS) {
       this.dropParser();
     }
   }
 
   private dropParser(): void {
+    if (this.parsing) {
+      // Never inside its own callbacks: after this read.
+      this.dropDue = true;
+      return;
+    }
+    this.dropDue = false;
     if (!this.parser) return;
+    this.stopConsuming();
     this.host.requestParsers.give(this.parser);
     this.parser = null;
   }
@@ -297,6 +350,7 @@ export class ClientConnection implements ExchangeClient {
     }
     const limit = this.fresh ? Math.min(t.headers, t.idle) : t.idle;
     if (now - this.lastActive >= limit) this.destroy();
+    else this.releaseParser(now);
   }
 
   /**
@@ -356,6 +410,7 @@ export class ClientConnection implements ExchangeClient {
   static readonly handlers: Handlers = {
     onMessageBegin(this: Parser) {
       const c = this.owner as ClientConnection;
+      c.parsing = true;
       c.requestStarted = c.host.now();
     },
     onHeaders(this: Parser, headers: string[], url: string) {
@@ -368,6 +423,7 @@ export class ClientConnection implements ExchangeClient {
     },
     onHeadersComplete(this: Parser, major, minor, fields, method, url, _status, _message, upgrade, keepAlive) {
       const c = this.owner as ClientConnection;
+      c.parsing = true;
       const headers = c.headerParts ? c.headerParts.concat(fields ?? []) : (fields ?? []);
       const head: RequestHead = {
         method: c.host.methods[method ?? -1] ?? 'UNKNOWN',
@@ -389,22 +445,38 @@ export class ClientConnection implements ExchangeClient {
       return 0;
     },
     onBody(this: Parser, chunk: Buffer) {
-      (this.owner as ClientConnection).exchange?.requestBody(chunk);
+      const c = this.owner as ClientConnection;
+      c.parsing = true;
+      c.exchange?.requestBody(chunk);
     },
     onMessageComplete(this: Parser) {
       const c = this.owner as ClientConnection;
+      c.parsing = true;
       c.requestStarted = 0;
       c.inBody = false;
       const trailers = c.trailerParts;
       c.trailerParts = null;
       const ex = c.exchange;
-      if (ex?.head.upgrade) c.holdUpgrade(undefined);
+      // An upgrade's message is over: the bytes after it wait until the backend accepts or declines.
+      if (ex?.head.upgrade) c.upgradeRest ??= [];
       ex?.requestEnd(trailers ?? undefined);
+    },
+    onExecute(this: Parser, ret: number | ParseError) {
+      (this.owner as ClientConnection).executed(ret);
     },
   };
 }
 
 type OwnedSocket = Socket & { owner: ClientConnection };
+
+/** Below this many bytes a batch is sent as one string. */
+const SMALL_BATCH = 8 * 1024;
+
+function small(out: ReadonlyArray<string | Buffer>): boolean {
+  let n = 0;
+  for (const piece of out) if ((n += piece.length) > SMALL_BATCH) return false;
+  return true;
+}
 
 function write(s: Socket, piece: string | Buffer): void {
   if (typeof piece === 'string') s.write(piece, 'latin1');

@@ -376,7 +376,7 @@ export class Exchange implements Waiter {
 
   /** The client's socket can take more: the backend is read again. */
   clientDrained(): void {
-    if (this.up && !this.up.destroyed) this.up.socket.resume();
+    this.up?.reading(true);
   }
 
   private replayable(): boolean {
@@ -384,10 +384,6 @@ export class Exchange implements Waiter {
   }
 
   // The backend's side -----------------------------------------------------------
-
-  batchStart(): void {
-    this.batchMark = this.client.queued;
-  }
 
   /** After a read from the backend: what it produced goes to the client in one write. */
   batchEnd(leftover: Buffer | undefined): void {
@@ -455,6 +451,7 @@ export class Exchange implements Waiter {
     if (!this.head.keepAlive || this.host.draining) this.closeAfter = true;
     if (!this.requestDone && !this.requestBroken) this.closeIfUndrainable();
     const connection = this.closeAfter ? 'connection: close\r\n' : this.head.versionMinor === 0 ? 'connection: keep-alive\r\n' : '';
+    this.batchMark = this.client.queued;
     this.client.push(`HTTP/1.1 ${status} ${reason}\r\n${headerLines(out)}${framing}${connection}\r\n`);
     return this.head.method === 'HEAD' ? 1 : 0;
   }
@@ -583,7 +580,7 @@ export class Exchange implements Waiter {
     const requestId = refusal.reason ? (this.seen?.requestId ?? headerValue(this.head.headers, 'x-request-id') ?? randomUUID()) : undefined;
     if (refusal.reason) this.host.failures.report(this.host.config.name, refusal, this.service, this.seen?.backend ?? '', requestId);
     const a = localAnswer(refusal.status, refusal.code, refusal.message, requestId);
-    if (refusal.status === 400 || !this.head.keepAlive || this.host.draining) this.closeAfter = true;
+    if (refusal.status === 400 || !this.head.keepAlive || this.host.draining || this.head.method === 'CONNECT') this.closeAfter = true;
     // A client waiting for 100-continue that was never sent has no body to drain.
     if (!this.requestDone && this.checked?.expectContinue) this.closeAfter = true;
     if (!this.requestDone) this.closeIfUndrainable();

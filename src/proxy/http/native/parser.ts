@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import type { Socket } from 'node:net';
 
 /**
  * The seam between the native engine and Node's own HTTP parser: the llhttp
@@ -30,6 +31,11 @@ export interface Parser {
   /** End of input: completes a message delimited by the connection's close, or errors. */
   finish(): ParseError | undefined;
   resume(): void;
+  /** Reads the socket handle's data straight into the parser (no JS Buffer or 'data' event per read). */
+  consume(handle: object): void;
+  unconsume(): void;
+  /** A copy of the read being parsed (inside onExecute). */
+  getCurrentBuffer(): Buffer;
   free(): void;
   remove(): void;
   close(): void;
@@ -45,6 +51,7 @@ export interface Callbacks {
   readonly onHeadersComplete: number;
   readonly onBody: number;
   readonly onMessageComplete: number;
+  readonly onExecute: number;
 }
 
 /** What the engine needs from Node's parser module. */
@@ -83,9 +90,9 @@ export function loadParser(source: ParserSource = nodeSource): ParserBinding | E
   }
   const P = mod?.HTTPParser;
   if (typeof P !== 'function') return new Error('node:_http_common has no HTTPParser');
-  const names = ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete'];
+  const names = ['REQUEST', 'RESPONSE', 'kOnMessageBegin', 'kOnHeaders', 'kOnHeadersComplete', 'kOnBody', 'kOnMessageComplete', 'kOnExecute'];
   const missing = names.filter((n) => typeof P[n] !== 'number');
-  for (const m of ['initialize', 'execute', 'finish', 'resume', 'free', 'remove', 'close']) {
+  for (const m of ['initialize', 'execute', 'finish', 'resume', 'consume', 'unconsume', 'getCurrentBuffer', 'free', 'remove', 'close']) {
     if (typeof (P.prototype as Record<string, unknown>)[m] !== 'function') missing.push(`${m}()`);
   }
   if (!Array.isArray(mod.methods) || !mod.methods.includes('GET')) missing.push('methods');
@@ -99,6 +106,7 @@ export function loadParser(source: ParserSource = nodeSource): ParserBinding | E
       onHeadersComplete: P.kOnHeadersComplete as number,
       onBody: P.kOnBody as number,
       onMessageComplete: P.kOnMessageComplete as number,
+      onExecute: P.kOnExecute as number,
     },
     methods: mod.methods as string[],
     create: () => new P(),
@@ -164,6 +172,8 @@ export interface Handlers {
   ): number;
   onBody(this: Parser, chunk: Buffer): void;
   onMessageComplete(this: Parser): void;
+  /** After a read the parser consumed (see consume()): bytes parsed, or the error. */
+  onExecute(this: Parser, ret: number | ParseError): void;
 }
 
 /**
@@ -193,6 +203,7 @@ export class ParserPool {
       p[c.onHeadersComplete] = this.handlers.onHeadersComplete;
       p[c.onBody] = this.handlers.onBody;
       p[c.onMessageComplete] = this.handlers.onMessageComplete;
+      p[c.onExecute] = this.handlers.onExecute;
     }
     p.initialize(this.type, RESOURCE, maxHeaderSize, 0);
     p.owner = owner;
@@ -207,6 +218,59 @@ export class ParserPool {
       p.free();
       this.free.push(p);
     } else p.close();
+  }
+}
+
+/** A socket's libuv stream handle, as consume() and flow control need it. */
+interface StreamHandle {
+  isStreamBase?: boolean;
+  _consumed?: boolean;
+  reading: boolean;
+  readStart(): number;
+  readStop(): number;
+}
+
+function handleOf(socket: Socket): StreamHandle | undefined {
+  const h = (socket as Socket & { _handle?: StreamHandle | null })._handle;
+  return h && h.isStreamBase && typeof h.readStop === 'function' ? h : undefined;
+}
+
+/**
+ * Hands the socket's reads to `parser` directly, as Node's own HTTP server
+ * does: no JS Buffer, stream push or 'data' event per read. False (and
+ * nothing changed) when the socket has no such handle; its 'data' events
+ * then feed the parser.
+ */
+export function consume(parser: Parser, socket: Socket): boolean {
+  const h = handleOf(socket);
+  if (!h || h._consumed) return false;
+  h._consumed = true;
+  parser.consume(h);
+  return true;
+}
+
+/** Gives the socket's reads back to its 'data' events. */
+export function unconsume(parser: Parser, socket: Socket): void {
+  parser.unconsume();
+  const h = handleOf(socket);
+  if (h) h._consumed = false;
+}
+
+/**
+ * Stops or restarts reading. A consumed socket is stopped at its handle
+ * (pause() would not stop the parser's reads); any other through its stream.
+ */
+export function setReading(socket: Socket, consumed: boolean, on: boolean): void {
+  const h = consumed ? handleOf(socket) : undefined;
+  if (!h) {
+    if (on) socket.resume();
+    else socket.pause();
+  } else if (on && !h.reading) {
+    h.reading = true;
+    h.readStart();
+  } else if (!on && h.reading) {
+    h.reading = false;
+    h.readStop();
   }
 }
 

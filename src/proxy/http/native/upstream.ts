@@ -1,7 +1,7 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Backend } from '../../../../strategies/index.js';
 import type { Exchange } from './exchange.js';
-import { PAUSE, type Handlers, type ParseError, type Parser, type ParserPool } from './parser.js';
+import { consume, PAUSE, setReading, unconsume, type Handlers, type ParseError, type Parser, type ParserPool } from './parser.js';
 
 /**
  * Upstream connections of the native engine: one keep-alive pool per
@@ -89,6 +89,11 @@ export class UpstreamConnection {
   destroyed = false;
   /** An accepted upgrade: bytes pass raw, the parser is done. */
   tunnel = false;
+  /** The parser reads the socket's handle directly (see consume()). */
+  private consumed = false;
+  /** Inside the parser's callbacks: it may not be freed now. */
+  private inParser = false;
+  private parserGiven = false;
   private parser: Parser;
 
   constructor(
@@ -116,10 +121,24 @@ export class UpstreamConnection {
     this.pool.forget(this, this.exchange !== null);
     this.exchange = null;
     this.socket.destroy();
+    // Never freed inside its own callbacks: afterExecute() gives it back then.
+    if (!this.inParser) this.releaseParser();
+  }
+
+  private releaseParser(): void {
+    if (this.parserGiven) return;
+    this.parserGiven = true;
+    this.stopConsuming();
     this.host.responseParsers.give(this.parser);
   }
 
-  /** Feeds response bytes to the parser, then lets the exchange act on what they completed. */
+  /** Connected: from now on the parser reads the socket directly. */
+  connectedNow(): void {
+    this.connected = true;
+    this.consumed = consume(this.parser, this.socket);
+  }
+
+  /** Response bytes through 'data' events (before connecting, or while no parser consumes the socket). */
   read(chunk: Buffer): void {
     const ex = this.exchange;
     if (ex && this.tunnel) return ex.tunnelData(chunk);
@@ -128,14 +147,28 @@ export class UpstreamConnection {
       this.poisoned = true;
       return this.destroy();
     }
-    ex.batchStart();
-    const r = this.parser.execute(chunk);
+    this.afterExecute(this.parser.execute(chunk), chunk);
+  }
+
+  /** After the parser took a read (`chunk` when it came through 'data'): the exchange acts on what it completed. */
+  afterExecute(r: number | ParseError, chunk: Buffer | undefined): void {
+    this.inParser = false;
+    if (this.destroyed) return this.releaseParser();
+    const ex = this.exchange;
+    if (!ex) {
+      this.poisoned = true;
+      return this.destroy();
+    }
     let leftover: Buffer | undefined;
     if (typeof r !== 'number') {
       // After a complete response, even garbage is only an unasked-for extra: the answer stands.
       if (this.complete || this.poisoned) this.poisoned = true;
       else ex.responseInvalid(this, r);
-    } else if (r < chunk.length) leftover = chunk.subarray(r); // a 101: the rest is the new protocol's
+    } else if (ex.tunnelling && this.exchange === ex) {
+      // A 101: the rest of this read is the new protocol's, and so is everything after it.
+      leftover = (chunk ?? this.parser.getCurrentBuffer()).subarray(r);
+      this.stopConsuming();
+    }
     this.afterRead(ex, leftover);
   }
 
@@ -144,10 +177,20 @@ export class UpstreamConnection {
     if (ex.tunnelling) return ex.batchEnd(leftover);
     if (this.complete) {
       this.complete = false;
-      if (leftover && leftover.length) this.poisoned = true;
       ex.responseComplete(this);
     }
     ex.batchEnd(undefined);
+  }
+
+  /** Stops or restarts reading (backpressure from the client). */
+  reading(on: boolean): void {
+    if (!this.destroyed) setReading(this.socket, this.consumed, on);
+  }
+
+  private stopConsuming(): void {
+    if (!this.consumed) return;
+    unconsume(this.parser, this.socket);
+    this.consumed = false;
   }
 
   /** The backend closed its side: a close-delimited response ends here, anything else was cut short. */
@@ -155,8 +198,9 @@ export class UpstreamConnection {
     const ex = this.exchange;
     if (!ex) return this.destroy();
     if (this.tunnel) return ex.upstreamClosed(this, undefined);
-    ex.batchStart();
     const r = this.parser.finish();
+    this.inParser = false;
+    if (this.destroyed) return this.releaseParser();
     if (r) ex.responseInvalid(this, r);
     this.afterRead(ex, undefined);
     if (this.exchange === ex) ex.upstreamClosed(this, undefined);
@@ -167,25 +211,34 @@ export class UpstreamConnection {
   static readonly handlers: Handlers = {
     onMessageBegin(this: Parser) {
       const c = this.owner as UpstreamConnection;
+      c.inParser = true;
       // A response begins after the last one completed, before a new request: unasked-for.
       if (!c.exchange || c.exchange.responseFinished) c.poisoned = true;
     },
     onHeaders(this: Parser, headers: string[]) {
-      (this.owner as UpstreamConnection).exchange?.responseHeaderPart(headers);
+      const c = this.owner as UpstreamConnection;
+      c.inParser = true;
+      c.exchange?.responseHeaderPart(headers);
     },
     onHeadersComplete(this: Parser, _major, minor, headers, _method, _url, status, message, upgrade, keepAlive) {
       const c = this.owner as UpstreamConnection;
+      c.inParser = true;
       if (c.poisoned || !c.exchange) return PAUSE;
       return c.exchange.responseHead(c, minor, headers, status ?? 0, message ?? '', upgrade, keepAlive);
     },
     onBody(this: Parser, chunk: Buffer) {
       const c = this.owner as UpstreamConnection;
+      c.inParser = true;
       if (!c.poisoned) c.exchange?.responseBody(chunk);
     },
     onMessageComplete(this: Parser) {
       const c = this.owner as UpstreamConnection;
+      c.inParser = true;
       if (c.poisoned || !c.exchange) return;
       if (c.exchange.responseEnd()) c.complete = true;
+    },
+    onExecute(this: Parser, ret: number | ParseError) {
+      (this.owner as UpstreamConnection | undefined)?.afterExecute(ret, undefined);
     },
   };
 }
@@ -198,7 +251,7 @@ function owner(s: Socket): UpstreamConnection {
 
 function onConnect(this: Socket): void {
   const c = owner(this);
-  c.connected = true;
+  c.connectedNow();
   c.exchange?.upstreamConnected(c);
 }
 
