@@ -191,7 +191,7 @@ export class ClientConnection implements ExchangeClient {
   /** Later reads come through 'data' events again (upgrades, lingering). */
   private stopConsuming(): void {
     if (!this.consumed || !this.parser) return;
-    unconsume(this.parser, this.socket);
+    unconsume(this.parser, this.socket, this.holds !== 0);
     this.consumed = false;
   }
 

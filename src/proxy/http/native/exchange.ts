@@ -330,6 +330,7 @@ export class Exchange implements Waiter {
     this.upChunked = framing.startsWith('transfer-encoding');
     const head = `${this.upstreamHead}${framing}\r\n`;
     const s = up.socket;
+    up.sent = true;
     let ok: boolean;
     if (this.held.length === 0) ok = s.write(head, 'latin1');
     else {
@@ -529,7 +530,8 @@ export class Exchange implements Waiter {
   /** The upstream connection closed or failed (`err`) before its response completed. */
   upstreamClosed(up: UpstreamConnection, err: Error | undefined): void {
     if (up !== this.up) return;
-    const connected = up.connected;
+    // Nothing written yet (a pooled connection found closed or speaking unasked): nothing was delivered.
+    const sent = up.sent;
     if (this.tunnelling) {
       this.endAttempt();
       this.dropUpstream();
@@ -541,7 +543,7 @@ export class Exchange implements Waiter {
       this.dropUpstream();
       return this.client.destroy();
     }
-    this.failAttempt(connected ? 'closed' : 'connect', err ?? Object.assign(new Error('backend closed the connection'), { code: 'ECONNRESET' }));
+    this.failAttempt(sent ? 'closed' : 'connect', err ?? Object.assign(new Error('backend closed the connection'), { code: 'ECONNRESET' }));
   }
 
   private failAttempt(failure: AttemptFailure, reason: Error | 'timeout'): void {

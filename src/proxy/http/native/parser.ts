@@ -249,29 +249,35 @@ export function consume(parser: Parser, socket: Socket): boolean {
   return true;
 }
 
-/** Gives the socket's reads back to its 'data' events. */
-export function unconsume(parser: Parser, socket: Socket): void {
+/**
+ * Gives the socket's reads back to its 'data' events. `stopped`: reading is
+ * held (see setReading), and stays held through the socket's own pause().
+ */
+export function unconsume(parser: Parser, socket: Socket, stopped: boolean): void {
   parser.unconsume();
   const h = handleOf(socket);
-  if (h) h._consumed = false;
+  if (!h) return;
+  h._consumed = false;
+  if (stopped) {
+    // Tell the stream the truth now that it reads again: it restarts at resume().
+    h.reading = false;
+    socket.pause();
+  }
 }
 
 /**
  * Stops or restarts reading. A consumed socket is stopped at its handle
- * (pause() would not stop the parser's reads); any other through its stream.
+ * (pause() would not stop the parser's reads). Its `reading` flag is left
+ * set: the stream would otherwise restart a read it thinks is missing (its
+ * maybeReadMore), and bytes would reach a parser that is told to wait.
  */
 export function setReading(socket: Socket, consumed: boolean, on: boolean): void {
   const h = consumed ? handleOf(socket) : undefined;
   if (!h) {
     if (on) socket.resume();
     else socket.pause();
-  } else if (on && !h.reading) {
-    h.reading = true;
-    h.readStart();
-  } else if (!on && h.reading) {
-    h.reading = false;
-    h.readStop();
-  }
+  } else if (on) h.readStart();
+  else h.readStop();
 }
 
 /** The async resource every parser reports to async_hooks (Drover uses none; AsyncLocalStorage writes to it, so it is not frozen). */

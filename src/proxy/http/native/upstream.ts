@@ -48,6 +48,9 @@ export class Pool {
     if (this.host.draining) return c.destroy();
     this.busy--;
     c.exchange = null;
+    c.sent = false;
+    // An idle connection is read, so a close or an unasked-for byte is seen at once.
+    c.reading(true);
     c.idleUntil = this.host.now() + keepAlive;
     this.idle.push(c);
   }
@@ -81,6 +84,8 @@ export class UpstreamConnection {
   connected = false;
   /** It has carried a request before (a failure on it may be a stale keep-alive). */
   reused = false;
+  /** The current exchange's request has been written to it: bytes before that are unasked-for. */
+  sent = false;
   idleUntil = 0;
   /** The current response is complete (set inside the parser, acted on after it). */
   complete = false;
@@ -91,6 +96,8 @@ export class UpstreamConnection {
   tunnel = false;
   /** The parser reads the socket's handle directly (see consume()). */
   private consumed = false;
+  /** Reading is stopped (the client is not taking what it sends). */
+  private held = false;
   /** Inside the parser's callbacks: it may not be freed now. */
   private inParser = false;
   private parserGiven = false;
@@ -155,9 +162,12 @@ export class UpstreamConnection {
     this.inParser = false;
     if (this.destroyed) return this.releaseParser();
     const ex = this.exchange;
-    if (!ex) {
+    if (!ex || (this.poisoned && !this.sent)) {
+      // Bytes on an idle connection, or on one taken for a request not yet written: they belong to no request.
       this.poisoned = true;
-      return this.destroy();
+      this.destroy();
+      if (ex) ex.upstreamClosed(this, Object.assign(new Error('backend sent bytes nobody asked for'), { code: 'ECONNRESET' }));
+      return;
     }
     let leftover: Buffer | undefined;
     if (typeof r !== 'number') {
@@ -184,12 +194,14 @@ export class UpstreamConnection {
 
   /** Stops or restarts reading (backpressure from the client). */
   reading(on: boolean): void {
-    if (!this.destroyed) setReading(this.socket, this.consumed, on);
+    if (this.destroyed || this.held === !on) return;
+    this.held = !on;
+    setReading(this.socket, this.consumed, on);
   }
 
   private stopConsuming(): void {
     if (!this.consumed) return;
-    unconsume(this.parser, this.socket);
+    unconsume(this.parser, this.socket, this.held);
     this.consumed = false;
   }
 
@@ -212,8 +224,8 @@ export class UpstreamConnection {
     onMessageBegin(this: Parser) {
       const c = this.owner as UpstreamConnection;
       c.inParser = true;
-      // A response begins after the last one completed, before a new request: unasked-for.
-      if (!c.exchange || c.exchange.responseFinished) c.poisoned = true;
+      // A response begins after the last one completed, or before the request went out: unasked-for.
+      if (!c.exchange || c.exchange.responseFinished || !c.sent) c.poisoned = true;
     },
     onHeaders(this: Parser, headers: string[]) {
       const c = this.owner as UpstreamConnection;
