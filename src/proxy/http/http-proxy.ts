@@ -151,7 +151,7 @@ export class HttpProxyListener implements Listener {
     const route = matchRoute(this.config.routes, { method: head.method, host: checked.host, path: checked.path, headers: head.headers });
     if (!route) return this.local(req, res, { status: 404, code: 'DROVER_NO_ROUTE', message: `no route for ${head.method} ${checked.host ?? ''}${checked.path}` }, seen);
     const entry = this.services.get(route.service);
-    if (!entry) return this.local(req, res, noBackend(route.service), seen);
+    if (!entry) return this.local(req, res, noBackend(route.service), seen, route.service);
     const clientAddress = this.trust.clientAddress(peer, headerValue(head.headers, 'x-forwarded-for'));
     if (seen) {
       seen.service = route.service;
@@ -187,11 +187,12 @@ export class HttpProxyListener implements Listener {
 
     const replayable = body.kind === 'complete' && entry.config.idempotentMethods.includes(head.method);
     let tried = 0;
+    let last = '';
     let candidates = entry.balancer.candidates(clientAddress);
     for (let i = 0; ; ) {
       const next = candidates.slice(i).findIndex((b) => this.room(entry, b));
       if (next < 0) {
-        if (tried > 0) return this.local(req, res, allFailed(route.service, tried), seen);
+        if (tried > 0) return this.local(req, res, allFailed(route.service, tried), seen, route.service, last);
         const waited = await this.wait(entry, route.service, candidates.length > 0, res);
         if (waited === 'placed') {
           candidates = entry.balancer.candidates(clientAddress);
@@ -200,15 +201,16 @@ export class HttpProxyListener implements Listener {
         }
         if (waited === 'gone') return;
         if (waited.status === 503 && waited.code === 'DROVER_NO_BACKEND') this.observer?.noBackend(route.service);
-        return this.local(req, res, waited, seen);
+        return this.local(req, res, waited, seen, route.service, last);
       }
       const backend = candidates[i + next]!;
+      last = backend.id;
       i += next + 1;
       if (tried++ > 0) this.observer?.retry(route.service);
       const outcome = await this.attempt(req, res, backend, entry, body, framing, seen);
       if (outcome.kind !== 'failed') return;
       const step = afterFailure(outcome.failure, outcome.failure === 'connect' || replayable, backend.id, this.config.timeouts.response);
-      if (!step.retry) return this.local(req, res, step.answer, seen);
+      if (!step.retry) return this.local(req, res, step.answer, seen, route.service, backend.id);
       this.log.debug('retrying on the next backend', { listener: this.config.name, backend: backend.id, method: head.method });
     }
   }
@@ -391,10 +393,10 @@ export class HttpProxyListener implements Listener {
   }
 
   /** Drover's own answer; 502, 503 and 504 are logged (rate-limited) with a request id the client also gets. */
-  private local(req: IncomingMessage, res: ServerResponse, refusal: Refusal, seen: RequestObservation | undefined): void {
+  private local(req: IncomingMessage, res: ServerResponse, refusal: Refusal, seen: RequestObservation | undefined, service = '', backend = ''): void {
     if (res.headersSent || res.destroyed) return void res.destroy();
     const requestId = refusal.reason ? (seen?.requestId ?? headerValue(req.rawHeaders, 'x-request-id') ?? randomUUID()) : undefined;
-    if (refusal.reason) this.failures.report(this.config.name, refusal, seen?.service ?? '', seen?.backend ?? '', requestId);
+    if (refusal.reason) this.failures.report(this.config.name, refusal, service, backend, requestId);
     const a = localAnswer(refusal.status, refusal.code, refusal.message, requestId);
     if (res.getHeader('connection') === 'close') res.shouldKeepAlive = false;
     res.writeHead(a.status, {

@@ -94,6 +94,8 @@ export class Exchange implements Waiter {
   private candidates: Backend[] | undefined;
   private nextCandidate = 0;
   private tried = 0;
+  /** The backend tried last, for logs. */
+  private backend = '';
   private attempt: Attempt | undefined;
   up: UpstreamConnection | undefined;
   private connectBy = 0;
@@ -297,6 +299,7 @@ export class Exchange implements Waiter {
   private startAttempt(backend: Backend, pool: Pool): void {
     this.tried++;
     if (this.tried > 1) this.host.observer?.retry(this.service);
+    this.backend = backend.id;
     if (this.seen) this.seen.backend = backend.id;
     this.attempt = new Attempt(this.entry!, backend, this.host.observer, this.drainClose);
     const up = pool.acquire(this);
@@ -580,7 +583,7 @@ export class Exchange implements Waiter {
     if (this.responseStarted) return this.client.destroy();
     this.entry?.balancer.queue.remove(this);
     const requestId = refusal.reason ? (this.seen?.requestId ?? headerValue(this.head.headers, 'x-request-id') ?? randomUUID()) : undefined;
-    if (refusal.reason) this.host.failures.report(this.host.config.name, refusal, this.service, this.seen?.backend ?? '', requestId);
+    if (refusal.reason) this.host.failures.report(this.host.config.name, refusal, this.service, this.backend, requestId);
     const a = localAnswer(refusal.status, refusal.code, refusal.message, requestId);
     if (refusal.status === 400 || !this.head.keepAlive || this.host.draining || this.head.method === 'CONNECT') this.closeAfter = true;
     // A client waiting for 100-continue that was never sent has no body to drain.
