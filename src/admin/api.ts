@@ -63,6 +63,8 @@ export interface BackendDoc {
   readonly agentDown: boolean;
   /** The agent's `maxconn:N`, or null. */
   readonly maxConn: number | null;
+  /** The member's own `maxConnections` (config or registry), or null. */
+  readonly maxConnections: number | null;
   /** Why it takes no new traffic: `api` (drain call), `registry`, `agent`, `maint`, `removed`. */
   readonly drains: readonly Drain[];
   /** When its passive-health ejection ends (ms since the epoch), or null. */
@@ -96,6 +98,8 @@ export interface ServiceDoc {
   readonly outlierDetection: boolean;
   /** Too few healthy members: health is being ignored. */
   readonly panic: boolean;
+  /** HTTP requests waiting in the service's queue for a backend slot now. */
+  readonly queued: number;
   readonly backends: readonly BackendDoc[];
 }
 
@@ -170,6 +174,7 @@ export function backendDoc(balancer: ServiceBalancer, backend: Backend): Backend
     checksDown: s.checksDown,
     agentDown: s.agentDown,
     maxConn: s.maxConn ?? null,
+    maxConnections: s.maxConnections ?? null,
     drains: s.drains,
     ejectedUntil: s.ejectedUntil ?? null,
     ejections: s.ejections,
@@ -191,6 +196,7 @@ export function serviceDoc(balancer: ServiceBalancer, config: ServiceConfig | un
     agent: config?.agent !== undefined,
     outlierDetection: config?.outlier !== undefined,
     panic: balancer.states.inPanic(),
+    queued: balancer.queue.length,
     backends: balancer.backends.map((b) => backendDoc(balancer, b)),
   };
 }

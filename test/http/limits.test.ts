@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import type { Socket } from 'node:net';
 import { after, before, describe, it } from 'node:test';
+import { serviceDoc } from '../../src/admin/api.js';
 import { closed, connect, ENGINE, eventually, freePort, request, startHttpBackend, startProxy, type TestBackend, type TestResponse } from '../fixtures/harness.js';
 
 /** Lines the proxy logged for failed requests (`request failed: 5xx`). */
@@ -46,6 +47,7 @@ listeners: [ { name: web, mode: http, bind: 127.0.0.1:0, service: s } ]`,
         await eventually(() => balancer.states.active(id) === 1, 'the first request holds the slot');
         const queued = request(proxy.port(), { path: '/echo?queued' }).then((r) => (order.push('queued'), r));
         await eventually(() => balancer.queue.length === 1, 'the second request waits in the queue');
+        assert.equal(serviceDoc(balancer, undefined).queued, 1, 'the admin API shows it waiting');
         const full = await request(proxy.port(), { path: '/echo?full' });
         assert.equal(full.status, 503);
         assert.equal(JSON.parse(full.body).error, 'DROVER_QUEUE_FULL');

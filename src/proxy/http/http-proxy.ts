@@ -85,7 +85,11 @@ export class HttpProxyListener implements Listener {
     this.server.on('drop', () => this.log.warn('connection refused: maxConnections reached', { listener: config.name }));
     this.proxy.on('proxyReq', (proxyReq, req) => this.hooks.get(req)?.onProxyReq(proxyReq));
     this.proxy.on('proxyRes', (proxyRes, req) => this.hooks.get(req)?.onResponse(proxyRes));
-    this.proxy.on('proxyReqWs', (proxyReq, _req, socket) => this.watchHandshake(proxyReq, socket as Socket));
+    this.proxy.on('proxyReqWs', (proxyReq, req, socket) => {
+      // http-proxy joins and re-parses the target (collapsing //): the backend gets what the route matched.
+      proxyReq.path = req.url ?? '/';
+      this.watchHandshake(proxyReq, socket as Socket);
+    });
     this.proxy.on('error', (err) => this.log.debug('proxy error', { listener: config.name, error: err }));
   }
 

@@ -25,7 +25,7 @@ export interface RequestHead {
 export interface CheckedRequest {
   /** Origin form: `/path?query`, or `*` for `OPTIONS *`. */
   readonly path: string;
-  /** The Host to route on and send: the absolute-form authority when there is one. */
+  /** The Host to route on and send: the absolute-form authority when there is one; undefined for an HTTP/1.0 request without one (the backend's address is sent). */
   readonly host: string | undefined;
   /** True when `host` came from an absolute-form target (it replaces the Host header). */
   readonly hostFromTarget: boolean;
@@ -84,6 +84,10 @@ export function checkRequest(head: RequestHead): CheckedRequest | Refusal {
   // proxy must not upgrade that to HTTP/1.1 on the way to the backend.
   if (head.versionMajor !== 1) return refuse(400, 'DROVER_BAD_REQUEST', `HTTP/${head.versionMajor}.${head.versionMinor} is not supported`);
   if (head.method === 'CONNECT') return refuse(405, 'DROVER_METHOD_NOT_ALLOWED', 'CONNECT is not proxied');
+  if (head.method === '') return refuse(501, 'DROVER_NOT_IMPLEMENTED', 'the request method is not supported');
+  // RFC 9112 3.2: an HTTP/1.1 request without Host, or with two, gets 400.
+  const hosts = countHeader(head.headers, 'host');
+  if (hosts > 1 || (hosts === 0 && head.versionMinor >= 1)) return refuse(400, 'DROVER_BAD_REQUEST', hosts ? 'more than one Host header' : 'an HTTP/1.1 request needs a Host header');
   let path = head.target;
   let host = headerValue(head.headers, 'host');
   let hostFromTarget = false;
@@ -113,6 +117,8 @@ export function checkRequest(head: RequestHead): CheckedRequest | Refusal {
   }
   const cl = chunked ? undefined : headerValue(head.headers, 'content-length');
   const contentLength = cl === undefined ? undefined : Number(cl);
+  // llhttp takes lengths up to 2^64 - 1; past 2^53 a number is rounded, and a rounded length would let body bytes pass as a request.
+  if (contentLength !== undefined && !Number.isSafeInteger(contentLength)) return refuse(400, 'DROVER_BAD_REQUEST', 'Content-Length too large');
   let upgradeTo = '';
   if (head.upgrade) {
     upgradeTo = (headerValue(head.headers, 'upgrade') ?? '')
@@ -122,6 +128,8 @@ export function checkRequest(head: RequestHead): CheckedRequest | Refusal {
       .join(', ');
   }
   const expect = headerValue(head.headers, 'expect');
+  // RFC 9110 10.1.1: an expectation other than 100-continue may be refused, and a proxy cannot promise it.
+  if (expect !== undefined && expect.toLowerCase() !== '100-continue') return refuse(417, 'DROVER_EXPECTATION_FAILED', `expectation "${expect.slice(0, 60)}" is not supported`);
   return {
     path,
     host,
@@ -132,6 +140,13 @@ export function checkRequest(head: RequestHead): CheckedRequest | Refusal {
     upgradeTo,
     expectContinue: expect !== undefined && expect.toLowerCase() === '100-continue',
   };
+}
+
+/** How many times header `lowerName` appears. */
+function countHeader(headers: readonly string[], lowerName: string): number {
+  let n = 0;
+  for (let i = 0; i < headers.length; i += 2) if (headers[i]!.length === lowerName.length && headers[i]!.toLowerCase() === lowerName) n++;
+  return n;
 }
 
 /** Whether checkRequest refused. */

@@ -62,7 +62,6 @@ export class ClientConnection implements ExchangeClient {
   private lingerUntil = 0;
   private headerParts: string[] | null = null;
   private urlPart = '';
-  private trailerParts: string[] | null = null;
   /** Between a head and the end of its message: header parts the parser hands over now are trailers. */
   private inBody = false;
   private tunnelUp: UpstreamConnection | null = null;
@@ -415,18 +414,18 @@ export class ClientConnection implements ExchangeClient {
     },
     onHeaders(this: Parser, headers: string[], url: string) {
       const c = this.owner as ClientConnection;
-      if (c.inBody) (c.trailerParts ??= []).push(...headers);
-      else {
-        (c.headerParts ??= []).push(...headers);
-        c.urlPart += url;
-      }
+      // Header parts after the head are a chunked body's trailers: not passed on.
+      if (c.inBody) return;
+      (c.headerParts ??= []).push(...headers);
+      c.urlPart += url;
     },
     onHeadersComplete(this: Parser, major, minor, fields, method, url, _status, _message, upgrade, keepAlive) {
       const c = this.owner as ClientConnection;
       c.parsing = true;
       const headers = c.headerParts ? c.headerParts.concat(fields ?? []) : (fields ?? []);
       const head: RequestHead = {
-        method: c.host.methods[method ?? -1] ?? 'UNKNOWN',
+        // An empty method is one llhttp knows and Node does not name: checkRequest answers 501.
+        method: c.host.methods[method ?? -1] ?? '',
         target: c.urlPart + (url ?? ''),
         versionMajor: major,
         versionMinor: minor,
@@ -454,12 +453,10 @@ export class ClientConnection implements ExchangeClient {
       c.parsing = true;
       c.requestStarted = 0;
       c.inBody = false;
-      const trailers = c.trailerParts;
-      c.trailerParts = null;
       const ex = c.exchange;
       // An upgrade's message is over: the bytes after it wait until the backend accepts or declines.
       if (ex?.head.upgrade) c.upgradeRest ??= [];
-      ex?.requestEnd(trailers ?? undefined);
+      ex?.requestEnd();
     },
     onExecute(this: Parser, ret: number | ParseError) {
       (this.owner as ClientConnection).executed(ret);

@@ -89,7 +89,6 @@ export class Exchange implements Waiter {
   /** The client's body could not be read to its end (a parse error in it). */
   private requestBroken = false;
   private requestSent = false;
-  private requestTrailers: string[] | undefined;
   private upChunked = false;
   private candidates: Backend[] | undefined;
   private nextCandidate = 0;
@@ -187,10 +186,13 @@ export class Exchange implements Waiter {
     }
   }
 
-  /** The request message ended (`trailers` as sent, for chunked bodies). */
-  requestEnd(trailers: string[] | undefined): void {
+  /**
+   * The request message ended. Its trailers (of a chunked body) are not
+   * passed on: a whole body of 64 KB or less goes upstream with a length,
+   * and a backend may not expect them.
+   */
+  requestEnd(): void {
     this.requestDone = true;
-    if (trailers?.length) this.requestTrailers = allowedTrailers(trailers);
     if (this.draining) return this.maybeFinish();
     if (this.phase === 'body') this.pick(false);
     else if (this.up && !this.up.destroyed && (this.phase === 'sending' || this.phase === 'waiting' || this.phase === 'responding')) this.endUpstreamRequest();
@@ -331,7 +333,9 @@ export class Exchange implements Waiter {
     else if (this.requestDone && this.whole) framing = framingLine(this.heldBytes, false);
     else framing = framingLine(checked.chunked ? undefined : checked.contentLength, checked.chunked);
     this.upChunked = framing.startsWith('transfer-encoding');
-    const head = `${this.upstreamHead}${framing}\r\n`;
+    // An HTTP/1.0 request may come without Host; HTTP/1.1 to the backend needs one: its address.
+    const host = checked.host === undefined ? `host: ${up.pool.backend.id}\r\n` : '';
+    const head = `${this.upstreamHead}${host}${framing}\r\n`;
     const s = up.socket;
     up.sent = true;
     let ok: boolean;
@@ -364,7 +368,7 @@ export class Exchange implements Waiter {
 
   private endUpstreamRequest(): void {
     if (this.requestSent || this.requestBroken) return;
-    if (this.upChunked) this.up!.socket.write(lastChunk(this.requestTrailers), 'latin1');
+    if (this.upChunked) this.up!.socket.write(lastChunk(undefined), 'latin1');
     this.requestSent = true;
     if (this.phase === 'sending') {
       this.phase = 'waiting';

@@ -108,7 +108,7 @@ export function loadParser(source: ParserSource = nodeSource): ParserBinding | E
       onMessageComplete: P.kOnMessageComplete as number,
       onExecute: P.kOnExecute as number,
     },
-    methods: mod.methods as string[],
+    methods: methodTable(mod.methods as string[]),
     create: () => new P(),
   };
   try {
@@ -117,6 +117,18 @@ export function loadParser(source: ParserSource = nodeSource): ParserBinding | E
   } catch (err) {
     return new Error(`HTTPParser failed its self-test: ${(err as Error).message}`);
   }
+}
+
+/**
+ * Method names by llhttp's number. llhttp numbers them as its
+ * HTTP_ALL_METHOD_MAP does: the HTTP methods 0-33, RTSP's 34-45, then QUERY
+ * as 46; `_http_common.methods` lists the HTTP ones in that order with QUERY
+ * right after the 34th. A number with no name here is answered 501.
+ */
+function methodTable(methods: readonly string[]): string[] {
+  const table = methods.slice(0, 34);
+  if (methods[34] === 'QUERY') table[46] = 'QUERY';
+  return table;
 }
 
 /** Feeds two pipelined requests and a response through fresh parsers; returns what differs from expectations. */
