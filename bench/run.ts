@@ -4,15 +4,17 @@
  * bench/results/<date>.json (machine, plan and every round's raw figures), <date>.md (the
  * tables) and <date>.svg (the chart), and for full runs copies them to latest.*.
  *
- * Options: --quick (about 75 s here), --soak DURATION (default 10m; 30s, 2m...), --no-soak,
+ * Options: --quick (about 85 s here), --soak DURATION (default 10m; 30s, 2m...), --no-soak,
  * --rounds N, --workers N (autocannon worker threads), --only LIST (throughput, strategies,
- * discovery, scale), --help.
+ * discovery, scale), --cpu-prof [--engine E] (only a CPU profile of Drover HTTP, see
+ * profile.ts), --help.
  */
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { machineInfo, machineLine } from './lib/machine.js';
+import { profile, profilePlan } from './profile.js';
 import { findBinary, ROOT } from './lib/procs.js';
 import { fmtDuration, markdownTable, scaleTables, strategyTables, textTable, throughputChart, throughputTables, type Table } from './lib/report.js';
 import { startBackend, startTargets, type Backend, type Target } from './lib/targets.js';
@@ -23,12 +25,16 @@ import { throughput, type ThroughputResult } from './scenarios/throughput.js';
 
 const HELP = `Usage: npm run bench [-- OPTIONS]     (builds, then runs node dist/bench/run.js)
 
-  --quick            about 75 s here: short rounds, short soak; results named <date>-quick.*
+  --quick            about 85 s here: short rounds, short soak; results named <date>-quick.*
   --soak DURATION    soak length (default 10m in a full run, 5s with --quick): 30s, 2m, 10m
   --no-soak          skip the soak
   --rounds N         interleaved rounds (default 3; at least 3 are recommended)
   --workers N        autocannon worker threads (default 0: the bench process's main thread)
   --only LIST        comma-separated: throughput,strategies,discovery,scale (default all)
+  --cpu-prof         instead of the scenarios: Drover HTTP (native engine) under node --cpu-prof
+                     for one 100 B measurement (5 s; 2 s with --quick), then a summary of where
+                     the time goes (self time by function, idle and GC included)
+  --engine E         with --cpu-prof: native (default) or http-proxy
   -h, --help         this text
 
 Needs: haproxy, nginx-light, libnginx-mod-stream (apt-get) for the peer rows, zookeeper for
@@ -58,6 +64,8 @@ async function main(): Promise<number> {
       rounds: { type: 'string' },
       workers: { type: 'string' },
       only: { type: 'string' },
+      'cpu-prof': { type: 'boolean', default: false },
+      engine: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -66,6 +74,11 @@ async function main(): Promise<number> {
     return 0;
   }
   const quick = values.quick;
+  if (values['cpu-prof']) {
+    const t0 = Date.now();
+    return profile(profilePlan(values.engine, quick), (line) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0).padStart(4)} s] ${line}`));
+  }
+  if (values.engine !== undefined) throw new Error('--engine: only with --cpu-prof (the throughput table has a row per engine)');
   const rounds = values.rounds ? Number(values.rounds) : 3;
   const workers = values.workers ? Number(values.workers) : 0;
   if (!Number.isInteger(rounds) || rounds < 1) throw new Error('--rounds: expected a whole number >= 1');
@@ -86,6 +99,9 @@ async function main(): Promise<number> {
   }
   if (!bins.haproxy) console.log('note: haproxy not found: its rows are skipped (apt-get install haproxy)');
   if (!bins.nginx) console.log('note: nginx not found: its rows are skipped and the backend is a minimal Node server (apt-get install nginx-light libnginx-mod-stream)');
+  if (process.env.DROVER_HTTP_ENGINE) {
+    console.log(`note: DROVER_HTTP_ENGINE=${process.env.DROVER_HTTP_ENGINE}: the throughput and memory rows name their engine and ignore it; the strategies, discovery and soak scenarios follow it`);
+  }
 
   const tables: Table[] = [];
   let throughputResult: ThroughputResult | undefined;

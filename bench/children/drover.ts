@@ -1,7 +1,7 @@
 /**
  * Drover under test, in a child process of its own (fork with IPC). The first argument is the
  * path of a YAML config; it is read with parseConfig and started with Drover.start, logging
- * warnings and errors to stderr. Reports `{ type: 'ready', listeners: [{ name, address }],
+ * warnings and errors to stderr. Reports `{ type: 'ready', listeners: [{ name, address, engine }],
  * servers }` once every listener is bound and every service has its first member listing
  * (`servers` counts the TCP servers the process listens on, so an admin server, when this build
  * starts one for `admin:`, shows as one more than the listeners).
@@ -37,4 +37,7 @@ process.on('SIGTERM', () => {
 process.on('disconnect', () => process.exit(0));
 
 const servers = process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
-send({ type: 'ready', listeners: drover.listeners.map((l) => ({ name: l.config.name, address: l.address })), servers });
+// `engine`: the HTTP engine the listener actually runs on (native falls back to http-proxy when
+// Node's parser is not usable; DROVER_HTTP_ENGINE sets it for listeners that name none).
+const engineOf = (l: unknown): string | undefined => (l as { engine?: string }).engine;
+send({ type: 'ready', listeners: drover.listeners.map((l) => ({ name: l.config.name, address: l.address, engine: engineOf(l) })), servers });

@@ -246,6 +246,23 @@ function readStat(pid: number): { ppid: number; cpuSeconds: number } | undefined
   }
 }
 
+/** CPU seconds used so far by the given processes together, in user space and in the kernel (system calls). */
+export function cpuSplit(pids: readonly number[]): { user: number; system: number } {
+  let user = 0;
+  let system = 0;
+  for (const pid of pids) {
+    try {
+      const text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+      user += Number(rest[11]) / TICKS_PER_SECOND;
+      system += Number(rest[12]) / TICKS_PER_SECOND;
+    } catch {
+      /* gone */
+    }
+  }
+  return { user, system };
+}
+
 /** CPU seconds (user + system) used so far by the given processes together. */
 export function cpuSeconds(pids: readonly number[]): number {
   let total = 0;

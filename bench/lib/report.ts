@@ -5,7 +5,7 @@
 import type { DiscoveryResult } from '../scenarios/discovery.js';
 import type { ScaleResult } from '../scenarios/scale.js';
 import type { StrategyResult } from '../scenarios/strategies.js';
-import { PAYLOADS, type ThroughputResult } from '../scenarios/throughput.js';
+import { PAYLOADS, type GoalResult, type ThroughputResult } from '../scenarios/throughput.js';
 import { machineLine, type MachineInfo } from './machine.js';
 import type { Spread } from './stats.js';
 import { chart, PALETTE, type Panel } from './svg.js';
@@ -78,6 +78,7 @@ export function throughputTables(r: ThroughputResult): Table[] {
         `load generator at >= 90% of a core for: ${saturated.join(', ')}; these rows may show autocannon's limit rather than the target's${r.plan.workers ? '' : ' (try --workers N on a machine with spare cores)'}`,
       );
     }
+    notes.push(...goalNotes((r.goals ?? []).filter((g) => g.payload === p.id)));
     return {
       title: `${p.label}, ${p.connections} connections`,
       columns: ['target', '>req/s (min-max)', '>p50 ms', '>p99 ms (min-max)', '>p99.9 ms', '>errors', '>vs direct', '>vs HAProxy', '>proxy CPU', '>loadgen CPU'],
@@ -96,6 +97,27 @@ export function throughputTables(r: ThroughputResult): Table[] {
       notes,
     };
   });
+}
+
+/**
+ * The notes for the issue's targets: one line per target (the ratio of medians, the target,
+ * met or missed) and one line with the reference ratios, which have no target.
+ */
+export function goalNotes(goals: GoalResult[]): string[] {
+  const figure = (g: GoalResult) => (g.figure === 'rps' ? 'req/s' : g.figure);
+  const value = (g: GoalResult, v: number) => (g.figure === 'rps' ? int(v) : `${ms(v)} ms`);
+  const lines = goals
+    .filter((g) => g.target !== undefined)
+    .map((g) => {
+      const head = `target: ${g.ofLabel} ${figure(g)} ${g.op} ${ratio(g.target!)} ${g.againstLabel}'s`;
+      if (!Number.isFinite(g.ratio)) return `${head}: not measured (${!Number.isFinite(g.ofValue) ? g.ofLabel : g.againstLabel} did not run)`;
+      return `${head}: ${ratio(g.ratio)} (${value(g, g.ofValue)} against ${value(g, g.againstValue)}): ${g.met ? 'met' : 'missed'}`;
+    });
+  const refs = goals.filter((g) => g.target === undefined && Number.isFinite(g.ratio));
+  if (refs.length) {
+    lines.push(`for reference (no target): ${refs.map((g) => `${g.ofLabel} ${figure(g)} ${ratio(g.ratio)} ${g.againstLabel}'s`).join(', ')}`);
+  }
+  return lines;
 }
 
 /** One table per strategy case. */
@@ -154,12 +176,12 @@ export function scaleTables(d: DiscoveryResult | undefined, s: ScaleResult | und
       title: 'Memory per 10,000 idle connections (a fresh process per round; Drover after a full GC)',
       columns: ['proxy', '>connections', '>RSS per 10k (min-max)', '>JS heap per 10k (min-max)'],
       rows: s.idle.map((x) => [
-        `${x.label}${x.mode === 'tcp' ? ' (2 sockets each)' : ' (keep-alive, after one request)'}`,
+        idleLabel(x.label, x.mode === 'tcp' ? '2 sockets each' : 'keep-alive, after one request'),
         int(x.connections),
         range(x.rssPer10k, mb),
         Number.isFinite(x.heapPer10k.median) ? range(x.heapPer10k, mb) : '-',
       ]),
-      notes: s.idleNotes,
+      notes: [...s.idleNotes, ...(s.idleGoal ? [idleGoalNote(s.idleGoal)] : [])],
     });
     const k = s.soak;
     if (k && k.atRef && k.atEnd && k.load) {
@@ -181,6 +203,16 @@ export function scaleTables(d: DiscoveryResult | undefined, s: ScaleResult | und
     }
   }
   return tables;
+}
+
+/** "Drover TCP (2 sockets each)"; a label with its own parentheses gets the words inside them. */
+function idleLabel(label: string, what: string): string {
+  return label.endsWith(')') ? `${label.slice(0, -1)}; ${what})` : `${label} (${what})`;
+}
+
+/** The native engine's idle-connection memory against the issue's target. */
+function idleGoalNote(g: NonNullable<ScaleResult['idleGoal']>): string {
+  return `target: ${g.label} (native engine) RSS <= ${mb(g.goalBytes)} per 10,000 idle keep-alive connections: ${mb(g.rssPer10k)} (${ratio(g.rssPer10k / g.goalBytes)} the target): ${g.met ? 'met' : 'missed'}`;
 }
 
 /** "10 min", "45 s" */

@@ -21,8 +21,8 @@ export interface Panel {
   bars: Bar[];
 }
 
-/** Colours for up to 12 targets (colour-blind friendly first). */
-export const PALETTE = ['#4c4c4c', '#1f77b4', '#6baed6', '#08519c', '#ff7f0e', '#fdae6b', '#2ca02c', '#98df8a', '#d62728', '#ff9896', '#9467bd', '#8c564b'];
+/** Colours for up to 15 targets (colour-blind friendly first). */
+export const PALETTE = ['#4c4c4c', '#1f77b4', '#6baed6', '#08519c', '#ff7f0e', '#fdae6b', '#2ca02c', '#98df8a', '#d62728', '#ff9896', '#9467bd', '#8c564b', '#e377c2', '#17becf', '#bcbd22'];
 
 function esc(text: string): string {
   return text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
@@ -51,7 +51,8 @@ function short(n: number): string {
 export function chart(title: string, footer: string[], rows: Panel[][]): string {
   const cols = Math.max(...rows.map((r) => r.length));
   const bars = rows[0]?.[0]?.bars ?? [];
-  const panelW = 330;
+  // Wide enough for every bar's median label (8 px text, up to 5 characters).
+  const panelW = Math.max(330, 60 + bars.length * 26);
   const panelH = 230;
   const gap = 20;
   const left = 20;

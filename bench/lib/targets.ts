@@ -1,8 +1,10 @@
 /**
- * What the throughput scenario measures: the backend itself (direct), Drover in HTTP and TCP
- * mode (and HTTP with `admin:` for the cost of metrics), node-http-proxy without and with a
- * keep-alive agent, and HAProxy and nginx in both modes when installed. Each runs in its own
- * process; `pids` are the processes whose CPU time is that target's.
+ * What the throughput scenario measures: the backend itself (direct), Drover in HTTP mode on
+ * its native engine (the default) and on the http-proxy engine, HTTP with `admin:` for the
+ * cost of metrics, TCP mode, node-http-proxy without and with a keep-alive agent,
+ * @fastify/http-proxy (undici; the fastest Node peer), and HAProxy and nginx in both modes when
+ * installed. Each runs in its own process; `pids` are the processes whose CPU time is that
+ * target's.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -55,23 +57,30 @@ export async function startBackend(nginx: string | undefined): Promise<Backend> 
 export interface DroverProcess {
   child: Child;
   ports: Map<string, number>;
+  /** The HTTP engine each HTTP listener runs on, by name (what the process reports, fallbacks included). */
+  engines: Map<string, string>;
   /** TCP servers the process listens on (listeners, plus an admin server when one runs). */
   servers: number;
   stop(): Promise<void>;
 }
 
-/** Writes `yaml` to a temporary file and starts Drover on it in a child process (with --expose-gc). */
-export async function startDrover(name: string, yaml: string): Promise<DroverProcess> {
+/**
+ * Writes `yaml` to a temporary file and starts Drover on it in a child process (with
+ * --expose-gc, plus `execArgv`, e.g. --cpu-prof).
+ */
+export async function startDrover(name: string, yaml: string, execArgv: string[] = []): Promise<DroverProcess> {
   const dir = mkdtempSync(join(tmpdir(), 'drover-bench-'));
   const file = join(dir, 'drover.yaml');
   writeFileSync(file, yaml);
-  const child = forkChild(name, 'children/drover.js', [file], ['--expose-gc']);
+  const child = forkChild(name, 'children/drover.js', [file], ['--expose-gc', ...execArgv]);
   try {
-    const ready = (await child.next('ready', 60_000)) as { listeners: Array<{ name: string; address: string }>; servers: number };
+    const ready = (await child.next('ready', 60_000)) as { listeners: Array<{ name: string; address: string; engine?: string }>; servers: number };
     const ports = new Map(ready.listeners.map((l) => [l.name, Number(l.address.slice(l.address.lastIndexOf(':') + 1))]));
+    const engines = new Map(ready.listeners.filter((l) => l.engine).map((l) => [l.name, l.engine!]));
     return {
       child,
       ports,
+      engines,
       servers: ready.servers,
       async stop() {
         await child.stop('SIGTERM', 3000);
@@ -85,8 +94,15 @@ export async function startDrover(name: string, yaml: string): Promise<DroverPro
   }
 }
 
-/** A one-listener Drover config forwarding to 127.0.0.1:backend. */
-export function droverYaml(mode: 'http' | 'tcp', backend: number, extra = ''): string {
+/** Drover's HTTP engines: `native` (the default) and `http-proxy` (the previous one). */
+export type DroverEngine = 'native' | 'http-proxy';
+
+/**
+ * A one-listener Drover config forwarding to 127.0.0.1:backend. HTTP listeners name their
+ * `engine` (native, the default, unless told), so DROVER_HTTP_ENGINE in the environment cannot
+ * switch a row's engine behind its label.
+ */
+export function droverYaml(mode: 'http' | 'tcp', backend: number, extra = '', engine: DroverEngine = 'native', listenerExtra = ''): string {
   return `drainTimeout: 1s
 logLevel: warn
 ${extra}services:
@@ -98,12 +114,32 @@ listeners:
     bind: 127.0.0.1:0
     service: backend
     maxConnections: 20000
-`;
+${mode === 'http' ? `    engine: ${engine}\n` : ''}${listenerExtra}`;
 }
 
-async function droverTarget(id: string, label: string, mode: 'http' | 'tcp', backend: number, extra = ''): Promise<Target & { servers: number }> {
-  const d = await startDrover(id, droverYaml(mode, backend, extra));
-  return { id, label, mode, port: d.ports.get('bench')!, pids: [d.child.pid], servers: d.servers, stop: () => d.stop() };
+/** A note when a Drover HTTP process does not run the engine its row names (the native engine fell back), else undefined. */
+export function engineNote(d: DroverProcess, engine: DroverEngine): string | undefined {
+  const actual = d.engines.get('bench');
+  return actual && actual !== engine ? `asked for the ${engine} engine, but the process runs ${actual} (see its warning): this row measures ${actual}` : undefined;
+}
+
+async function droverTarget(
+  id: string,
+  label: string,
+  mode: 'http' | 'tcp',
+  backend: number,
+  extra = '',
+  engine: DroverEngine = 'native',
+): Promise<Target & { servers: number }> {
+  const d = await startDrover(id, droverYaml(mode, backend, extra, engine));
+  const note = mode === 'http' ? engineNote(d, engine) : undefined;
+  return { id, label, mode, port: d.ports.get('bench')!, pids: [d.child.pid], servers: d.servers, stop: () => d.stop(), ...(note ? { note } : {}) };
+}
+
+async function fastifyProxyTarget(id: string, label: string, backend: number): Promise<Target> {
+  const child = forkChild(id, 'children/fastify-proxy.js', [`http://127.0.0.1:${backend}`]);
+  const { port } = (await child.next('listening')) as { port: number };
+  return { id, label, mode: 'http', port, pids: [child.pid], stop: () => child.stop() };
 }
 
 async function nodeProxyTarget(id: string, label: string, backend: number, keepAlive: boolean): Promise<Target> {
@@ -118,15 +154,17 @@ export async function startTargets(backend: Backend, bins: { haproxy?: string; n
   const skipped: Skipped[] = [];
   targets.push({ id: 'direct', label: `direct (${backend.kind} backend)`, mode: 'direct', port: backend.port, pids: [], stop: async () => {} });
   targets.push(await droverTarget('drover-http', 'Drover HTTP', 'http', backend.port));
-  // The cost of metrics: the same config plus `admin:`. The parser in this branch accepts
-  // `admin:`; whether an admin server (and with it the metrics) actually runs shows in the
-  // process's listening sockets, and the row says so.
+  targets.push(await droverTarget('drover-http-proxy', 'Drover HTTP (http-proxy engine)', 'http', backend.port, '', 'http-proxy'));
+  // The cost of metrics: the same config (native engine) plus `admin:`. Whether an admin server
+  // (and with it the metrics) actually runs shows in the process's listening sockets, and the
+  // row says so when it does not.
   const metrics = await droverTarget('drover-http-metrics', 'Drover HTTP + metrics', 'http', backend.port, 'admin: { listen: 127.0.0.1:0 }\n');
-  if (metrics.servers <= 1) metrics.note = 'this build parses admin: but starts no admin server or metrics: same work as Drover HTTP';
+  if (metrics.servers <= 1) metrics.note = [metrics.note, 'this build parses admin: but starts no admin server or metrics: same work as Drover HTTP'].filter(Boolean).join('; ');
   targets.push(metrics);
   targets.push(await droverTarget('drover-tcp', 'Drover TCP', 'tcp', backend.port));
   targets.push(await nodeProxyTarget('http-proxy', 'node-http-proxy (tutorial, no keep-alive)', backend.port, false));
   targets.push(await nodeProxyTarget('http-proxy-ka', 'node-http-proxy + keep-alive agent', backend.port, true));
+  targets.push(await fastifyProxyTarget('fastify-proxy', '@fastify/http-proxy (undici)', backend.port));
   if (bins.haproxy) {
     for (const mode of ['http', 'tcp'] as const) {
       const [port] = await freePorts(1);

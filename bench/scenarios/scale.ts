@@ -1,10 +1,11 @@
 /**
  * Scale: Drover's memory per 10,000 idle connections, and its memory over a soak at steady load.
  *
- * Idle connections: one Drover process with a TCP listener (to a backend that accepts and holds
- * connections) and an HTTP listener (to the cheap backend). TCP: N client connections are opened
- * and Drover has connected each to the backend (2 sockets in Drover per client); HTTP: N client
- * connections each make one keep-alive request and stay open, idle. Memory is read after a full
+ * Idle connections: a fresh Drover process per measurement, with a TCP listener (to a backend
+ * that accepts and holds connections) or an HTTP listener (to the cheap backend) on the native
+ * engine or on the http-proxy engine. TCP: N client connections are opened and Drover has
+ * connected each to the backend (2 sockets in Drover per client); HTTP: N client connections
+ * each make one keep-alive request and stay open, idle. Memory is read after a full
  * GC before and after; the difference is scaled to 10,000 connections. Each proxied TCP
  * connection costs Drover two file descriptors, so under a 20,000 open-files limit (this
  * machine's hard limit) TCP is measured with fewer than 10,000 and scaled; the result says so.
@@ -18,7 +19,10 @@ import { runLoad, type LoadResult } from '../lib/load.js';
 import { startHaproxy, startNginxHttp, startNginxTcp } from '../lib/peers.js';
 import { forkChild, freePorts, openFileLimit, processTree, rssBytes, sleep, type Child } from '../lib/procs.js';
 import { spread, type Spread } from '../lib/stats.js';
-import { startDrover, type Backend, type DroverProcess } from '../lib/targets.js';
+import { droverYaml, engineNote, startDrover, type Backend, type DroverEngine, type DroverProcess } from '../lib/targets.js';
+
+/** The issue's target: at most this much RSS per 10,000 idle keep-alive connections on the native engine. */
+export const IDLE_RSS_GOAL_BYTES = 40 * 2 ** 20;
 
 /** Sizes and durations of the scale scenarios. */
 export interface ScalePlan {
@@ -96,12 +100,23 @@ export interface SoakResult {
   flat?: boolean;
 }
 
+/** The native engine's RSS per 10,000 idle keep-alive connections against the issue's target. */
+export interface IdleGoal {
+  target: string;
+  label: string;
+  goalBytes: number;
+  /** Median over the rounds. */
+  rssPer10k: number;
+  met?: boolean;
+}
+
 /** Everything the scale scenario produced. */
 export interface ScaleResult {
   plan: ScalePlan;
   idle: IdleSummary[];
   idleRounds: IdleRound[];
   idleNotes: string[];
+  idleGoal?: IdleGoal;
   soak?: SoakResult;
   soakSkipped?: string;
 }
@@ -166,33 +181,27 @@ interface IdleTarget {
 
 interface IdleInstance {
   port: number;
+  /** Set when the process does not run what the row names (the native engine fell back). */
+  note?: string;
   /** Memory now; `heapUsed` only for Drover (after a full GC). */
   mem(): Promise<{ rss: number; heapUsed?: number; connections?: number }>;
   stop(): Promise<void>;
 }
 
-function droverIdle(mode: 'tcp' | 'http'): IdleTarget {
+/** Drover in TCP mode, or in HTTP mode on one engine (native, the default, or http-proxy). */
+function droverIdle(mode: 'tcp' | 'http', engine: DroverEngine = 'native'): IdleTarget {
+  const old = mode === 'http' && engine === 'http-proxy';
   return {
-    id: `drover-${mode}`,
-    label: `Drover ${mode.toUpperCase()}`,
+    id: old ? 'drover-http-proxy' : `drover-${mode}`,
+    label: old ? 'Drover HTTP (http-proxy engine)' : `Drover ${mode.toUpperCase()}`,
     mode,
     async start(tcpBackend, httpBackend) {
       const d = await startDrover(
-        `drover-idle-${mode}`,
-        `drainTimeout: 1s
-logLevel: warn
-services:
-  backend:
-    static: [127.0.0.1:${mode === 'tcp' ? tcpBackend : httpBackend}]
-listeners:
-  - name: bench
-    mode: ${mode}
-    bind: 127.0.0.1:0
-    service: backend
-    maxConnections: 20000
-${mode === 'http' ? '    timeouts: { idle: 10m }\n' : ''}`,
+        `drover-idle-${mode}${old ? '-http-proxy' : ''}`,
+        droverYaml(mode, mode === 'tcp' ? tcpBackend : httpBackend, '', engine, mode === 'http' ? '    timeouts: { idle: 10m }\n' : ''),
       );
-      return { port: d.ports.get('bench')!, mem: () => mem(d), stop: () => d.stop() };
+      const note = mode === 'http' ? engineNote(d, engine) : undefined;
+      return { port: d.ports.get('bench')!, mem: () => mem(d), stop: () => d.stop(), ...(note ? { note } : {}) };
     },
   };
 }
@@ -222,12 +231,12 @@ async function idleConnections(
   backend: Backend,
   bins: { haproxy?: string; nginx?: string },
   progress: (line: string) => void,
-): Promise<{ idle: IdleSummary[]; rounds: IdleRound[]; notes: string[] }> {
+): Promise<{ idle: IdleSummary[]; rounds: IdleRound[]; notes: string[]; goal?: IdleGoal }> {
   // A proxied TCP connection holds 2 descriptors in the proxy, and HAProxy reserves 2 per
   // connection in any mode: keep 400 for everything else. Every proxy and mode gets the same count.
   const limit = openFileLimit();
   const count = Math.min(plan.connections, Math.floor((limit - 400) / 2));
-  const targets: IdleTarget[] = [droverIdle('tcp'), droverIdle('http')];
+  const targets: IdleTarget[] = [droverIdle('tcp'), droverIdle('http'), droverIdle('http', 'http-proxy')];
   if (plan.idlePeers) {
     for (const mode of ['tcp', 'http'] as const) {
       if (bins.haproxy) targets.push(peerIdle('haproxy', bins.haproxy, mode, count));
@@ -237,12 +246,14 @@ async function idleConnections(
   const hold = forkChild('hold-backend', 'children/backend.js', ['hold']);
   const { ports } = (await hold.next('listening')) as { ports: number[] };
   const rounds: IdleRound[] = [];
+  const notes: string[] = [];
   try {
     for (let round = 1; round <= plan.rounds; round++) {
       const order = targets.map((_, i) => targets[(i + round - 1) % targets.length]!);
       for (const target of order) {
         const mode = target.mode;
         const instance = await target.start(ports[0]!, backend.port);
+        if (instance.note && !notes.includes(`${target.label}: ${instance.note}`)) notes.push(`${target.label}: ${instance.note}`);
         try {
           // Warm the path so first-use allocations (JIT, pools) are not counted per connection.
           await closeAll(await openMany(instance.port, 200, mode === 'http'));
@@ -290,13 +301,23 @@ async function idleConnections(
       heapPer10k: spread(rs.map((r) => r.heapPer10k)),
     };
   });
-  const notes: string[] = [];
   if (count < 10_000) {
     notes.push(
       `measured with ${int(count)} connections and scaled to 10,000${count < plan.connections ? ` (open-files limit ${limit}: a proxied connection takes 2 descriptors in the proxy)` : ''}`,
     );
   }
-  return { idle, rounds, notes };
+  const native = idle.find((x) => x.target === 'drover-http');
+  const goal: IdleGoal | undefined =
+    native && Number.isFinite(native.rssPer10k.median)
+      ? {
+          target: native.target,
+          label: native.label,
+          goalBytes: IDLE_RSS_GOAL_BYTES,
+          rssPer10k: native.rssPer10k.median,
+          met: native.rssPer10k.median <= IDLE_RSS_GOAL_BYTES,
+        }
+      : undefined;
+  return { idle, rounds, notes, ...(goal ? { goal } : {}) };
 }
 
 function int(n: number): string {
@@ -398,7 +419,8 @@ export async function scale(
   bins: { haproxy?: string; nginx?: string },
   progress: (line: string) => void,
 ): Promise<ScaleResult> {
-  const { idle, rounds, notes } = await idleConnections(plan, backend, bins, progress);
-  if (plan.soakS <= 0) return { plan, idle, idleRounds: rounds, idleNotes: notes, soakSkipped: 'skipped (--no-soak)' };
-  return { plan, idle, idleRounds: rounds, idleNotes: notes, soak: await soak(plan, backend, progress) };
+  const { idle, rounds, notes, goal } = await idleConnections(plan, backend, bins, progress);
+  const base = { plan, idle, idleRounds: rounds, idleNotes: notes, ...(goal ? { idleGoal: goal } : {}) };
+  if (plan.soakS <= 0) return { ...base, soakSkipped: 'skipped (--no-soak)' };
+  return { ...base, soak: await soak(plan, backend, progress) };
 }

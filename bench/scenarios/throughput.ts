@@ -72,6 +72,44 @@ export interface ThroughputRow {
   note?: string;
 }
 
+/**
+ * A ratio the issue sets a target for (or, without `target`, one printed for reference): a
+ * figure of one row over the same figure of another, for one payload, medians over the rounds.
+ */
+export interface GoalSpec {
+  payload: string;
+  figure: 'rps' | 'p99';
+  /** The row measured (target id) and the row it is compared with. */
+  of: string;
+  against: string;
+  /** `>=`: the ratio must reach the target (throughput); `<=`: stay under it (latency). */
+  op?: '>=' | '<=';
+  target?: number;
+}
+
+/** A goal with its figures; `met` is undefined when a row is missing or there is no target. */
+export interface GoalResult extends GoalSpec {
+  ofLabel: string;
+  againstLabel: string;
+  ofValue: number;
+  againstValue: number;
+  ratio: number;
+  met?: boolean;
+}
+
+/**
+ * The issue's targets for the native engine ("Drover HTTP"), 100-byte answers at 50
+ * connections, and two ratios for reference (no target): against the fastest Node peer and
+ * against Drover's previous engine.
+ */
+export const GOALS: GoalSpec[] = [
+  { payload: 'small', figure: 'rps', of: 'drover-http', against: 'haproxy-http', op: '>=', target: 0.7 },
+  { payload: 'small', figure: 'rps', of: 'drover-http', against: 'http-proxy-ka', op: '>=', target: 3 },
+  { payload: 'small', figure: 'p99', of: 'drover-http', against: 'haproxy-http', op: '<=', target: 1.5 },
+  { payload: 'small', figure: 'rps', of: 'drover-http', against: 'fastify-proxy' },
+  { payload: 'small', figure: 'rps', of: 'drover-http', against: 'drover-http-proxy' },
+];
+
 /** Everything the throughput scenario produced. */
 export interface ThroughputResult {
   plan: ThroughputPlan;
@@ -80,6 +118,8 @@ export interface ThroughputResult {
   skipped: Skipped[];
   rows: ThroughputRow[];
   measurements: Measurement[];
+  /** GOALS evaluated on the rows (those whose two rows both ran). */
+  goals: GoalResult[];
 }
 
 /** Saturation threshold for the load generator, as a fraction of one core. */
@@ -153,7 +193,22 @@ export async function throughput(
     skipped,
     rows,
     measurements,
+    goals: evaluateGoals(rows, targets, skipped),
   };
+}
+
+/** GOALS on these rows; a goal whose rows did not both run is kept with `met` undefined and NaN figures. */
+export function evaluateGoals(rows: ThroughputRow[], targets: Target[], skipped: Skipped[]): GoalResult[] {
+  const labelOf = (id: string) => targets.find((t) => t.id === id)?.label ?? skipped.find((t) => t.id === id)?.label ?? id;
+  return GOALS.map((g) => {
+    const a = rows.find((r) => r.payload === g.payload && r.target === g.of);
+    const b = rows.find((r) => r.payload === g.payload && r.target === g.against);
+    const ofValue = a ? a[g.figure].median : NaN;
+    const againstValue = b ? b[g.figure].median : NaN;
+    const ratio = ofValue / againstValue;
+    const met = g.target === undefined || !Number.isFinite(ratio) ? undefined : g.op === '<=' ? ratio <= g.target : ratio >= g.target;
+    return { ...g, ofLabel: labelOf(g.of), againstLabel: labelOf(g.against), ofValue, againstValue, ratio, ...(met === undefined ? {} : { met }) };
+  });
 }
 
 function fmt(n: number): string {
