@@ -68,6 +68,9 @@ export function headerValue(headers: readonly string[], lowerName: string): stri
   return out;
 }
 
+/** RFC 9112 3.2 / RFC 3986: `uri-host [ ":" port ]`, a reg-name, IPv4 or bracketed IP literal; empty is allowed. */
+const HOST = /^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~!$&'()*+,;=%]*)(?::[0-9]*)?$/;
+
 /** Upgrade protocols Drover never tunnels: `h2c` would let a client speak HTTP/2 past every rule of the proxy (h2c smuggling). */
 const NEVER_TUNNELLED = new Set(['h2c']);
 
@@ -90,6 +93,7 @@ export function checkRequest(head: RequestHead): CheckedRequest | Refusal {
   if (hosts > 1 || (hosts === 0 && head.versionMinor >= 1)) return refuse(400, 'DROVER_BAD_REQUEST', hosts ? 'more than one Host header' : 'an HTTP/1.1 request needs a Host header');
   let path = head.target;
   let host = headerValue(head.headers, 'host');
+  if (host !== undefined && !HOST.test(host)) return refuse(400, 'DROVER_BAD_REQUEST', 'invalid Host header');
   let hostFromTarget = false;
   if (!path.startsWith('/') && !(path === '*' && head.method === 'OPTIONS')) {
     let url: URL;
