@@ -48,7 +48,8 @@ async function main(): Promise<void> {
     ]);
   }
   console.log('Three demo backends registered under /services/demo (weights 3, 1, 1; 5, 20, 80 ms)');
-  const drover = spawn(process.execPath, [`${root}dist/src/cli.js`, '--config', `${root}config/demo.yaml`], { stdio: ['ignore', 'pipe', 'inherit'] });
+  // The Node flag the `drover` command's first line gives it (a small young generation).
+  const drover = spawn(process.execPath, ['--max-semi-space-size=2', `${root}dist/src/cli.js`, '--config', `${root}config/demo.yaml`], { stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(drover);
   await new Promise<void>((resolve, reject) => {
     let ready = false;

@@ -72,7 +72,8 @@ export async function startDrover(name: string, yaml: string, execArgv: string[]
   const dir = mkdtempSync(join(tmpdir(), 'drover-bench-'));
   const file = join(dir, 'drover.yaml');
   writeFileSync(file, yaml);
-  const child = forkChild(name, 'children/drover.js', [file], ['--expose-gc', ...execArgv]);
+  // --max-semi-space-size=2: as the `drover` command runs (its first line), so the figures are the command's.
+  const child = forkChild(name, 'children/drover.js', [file], ['--expose-gc', '--max-semi-space-size=2', ...execArgv]);
   try {
     const ready = (await child.next('ready', 60_000)) as { listeners: Array<{ name: string; address: string; engine?: string }>; servers: number };
     const ports = new Map(ready.listeners.map((l) => [l.name, Number(l.address.slice(l.address.lastIndexOf(':') + 1))]));

@@ -11,6 +11,8 @@ export interface ClientHost extends ExchangeHost {
   readonly methods: readonly string[];
   /** The connection closed: forget it. */
   closed(conn: ClientConnection): void;
+  /** More connections are open than parsers are pooled: idle ones give theirs back at once. */
+  readonly crowded: boolean;
 }
 
 /** Why reading the client is held, as bits (see exchange.ts for the body and upstream ones). */
@@ -55,6 +57,7 @@ export class ClientConnection implements ExchangeClient {
   /** The parser reads the socket's handle directly (see consume()). */
   private consumed = false;
   private dropDue = false;
+  private drainHeard = false;
   private advancing = false;
   private advanceDue = false;
   private closing = false;
@@ -78,7 +81,8 @@ export class ClientConnection implements ExchangeClient {
     socket.on('end', onEnd);
     socket.on('error', onError);
     socket.on('close', onClose);
-    socket.on('drain', onDrain);
+    // Parsed from the first byte on: no JS Buffer per read (see consume()).
+    this.attachParser();
   }
 
   // Output ---------------------------------------------------------------------
@@ -118,7 +122,14 @@ export class ClientConnection implements ExchangeClient {
       this.out = [];
       this.lastActive = this.host.now();
       // A client that does not read slows its backend down, never Drover's memory.
-      if (s.writableNeedDrain) this.exchange?.up?.reading(false);
+      if (s.writableNeedDrain) {
+        this.exchange?.up?.reading(false);
+        // Listened to only once needed: most connections never fill their socket.
+        if (!this.drainHeard) {
+          this.drainHeard = true;
+          s.on('drain', onDrain);
+        }
+      }
     }
     if (this.closing && this.lingerUntil === 0) this.linger();
   }
@@ -190,7 +201,7 @@ export class ClientConnection implements ExchangeClient {
   /** Later reads come through 'data' events again (upgrades, lingering). */
   private stopConsuming(): void {
     if (!this.consumed || !this.parser) return;
-    unconsume(this.parser, this.socket, this.holds !== 0);
+    unconsume(this.parser, this.socket);
     this.consumed = false;
   }
 
@@ -219,8 +230,8 @@ export class ClientConnection implements ExchangeClient {
   hold(bit: number, on: boolean): void {
     const before = this.holds;
     this.holds = on ? this.holds | bit : this.holds & ~bit;
-    if (before === 0 && this.holds !== 0) setReading(this.socket, this.consumed, false);
-    else if (before !== 0 && this.holds === 0 && !this.destroyed) setReading(this.socket, this.consumed, true);
+    if (before === 0 && this.holds !== 0) setReading(this.socket, false);
+    else if (before !== 0 && this.holds === 0 && !this.destroyed) setReading(this.socket, true);
   }
 
   // Requests ---------------------------------------------------------------------
@@ -280,6 +291,8 @@ export class ClientConnection implements ExchangeClient {
       this.advancing = false;
     }
     if (!this.stash && !this.pendingHead && !this.deferred) this.hold(HOLD_PIPELINE, false);
+    // With many connections open, an idle one gives its parser back at once (memory over speed).
+    if (this.host.crowded) this.releaseParser(this.host.now(), 0);
     this.flush();
   }
 
@@ -288,8 +301,8 @@ export class ClientConnection implements ExchangeClient {
    * the same way): given back a second after the last request, so a busy
    * connection keeps its own.
    */
-  private releaseParser(now: number): void {
-    if (this.parser && !this.exchange && !this.pendingHead && !this.stash && !this.upgradeRest && this.requestStarted === 0 && now - this.lastActive >= PARSER_IDLE_MS) {
+  private releaseParser(now: number, idleMs = PARSER_IDLE_MS): void {
+    if (this.parser && !this.exchange && !this.pendingHead && !this.stash && !this.upgradeRest && this.requestStarted === 0 && now - this.lastActive >= idleMs) {
       this.dropParser();
     }
   }

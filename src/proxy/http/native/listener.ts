@@ -12,6 +12,9 @@ import { ClientConnection, type ClientHost } from './client.js';
 import { ParserPool, type ParserBinding } from './parser.js';
 import { Pool, UpstreamConnection, type UpstreamHost } from './upstream.js';
 
+/** Request parsers kept for reuse; past this many open connections, idle ones give theirs back at once. */
+const PARSER_POOL = 1000;
+
 /**
  * An HTTP listener on the native engine: raw `net` sockets on both sides,
  * Node's own llhttp parser for requests and responses, a keep-alive pool per
@@ -40,7 +43,7 @@ export class NativeHttpListener implements Listener, ClientHost, UpstreamHost {
     readonly log: Logger,
     parser: ParserBinding,
   ) {
-    this.requestParsers = new ParserPool(parser, parser.REQUEST, ClientConnection.handlers);
+    this.requestParsers = new ParserPool(parser, parser.REQUEST, ClientConnection.handlers, PARSER_POOL);
     this.responseParsers = new ParserPool(parser, parser.RESPONSE, UpstreamConnection.handlers);
     this.methods = parser.methods;
     this.failures = new FailureLog(log);
@@ -56,6 +59,10 @@ export class NativeHttpListener implements Listener, ClientHost, UpstreamHost {
 
   get connections(): number {
     return this.clients.size;
+  }
+
+  get crowded(): boolean {
+    return this.clients.size > PARSER_POOL;
   }
 
   get address(): string {

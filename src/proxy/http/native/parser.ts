@@ -261,34 +261,24 @@ export function consume(parser: Parser, socket: Socket): boolean {
   return true;
 }
 
-/**
- * Gives the socket's reads back to its 'data' events. `stopped`: reading is
- * held (see setReading), and stays held through the socket's own pause().
- */
-export function unconsume(parser: Parser, socket: Socket, stopped: boolean): void {
+/** Gives the socket's reads back to its 'data' events. */
+export function unconsume(parser: Parser, socket: Socket): void {
   parser.unconsume();
   const h = handleOf(socket);
-  if (!h) return;
-  h._consumed = false;
-  if (stopped) {
-    // Tell the stream the truth now that it reads again: it restarts at resume().
-    h.reading = false;
-    socket.pause();
-  }
+  if (h) h._consumed = false;
 }
 
 /**
- * Stops or restarts reading. A consumed socket is stopped at its handle
- * (pause() would not stop the parser's reads). Its `reading` flag is left
- * set: the stream would otherwise restart a read it thinks is missing (its
- * maybeReadMore), and bytes would reach a parser that is told to wait.
+ * Stops or restarts reading, at the socket's handle, whether a parser
+ * consumes it or its 'data' events do. The stream's own `reading` flag is
+ * left set: it would otherwise restart a read it thinks is missing (its
+ * maybeReadMore, or resume()), and bytes would reach a parser told to wait.
+ * Drover never pauses the stream itself, so it never buffers either.
  */
-export function setReading(socket: Socket, consumed: boolean, on: boolean): void {
-  const h = consumed ? handleOf(socket) : undefined;
-  if (!h) {
-    if (on) socket.resume();
-    else socket.pause();
-  } else if (on) h.readStart();
+export function setReading(socket: Socket, on: boolean): void {
+  const h = handleOf(socket);
+  if (!h) return;
+  if (on) h.readStart();
   else h.readStop();
 }
 

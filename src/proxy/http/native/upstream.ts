@@ -196,12 +196,12 @@ export class UpstreamConnection {
   reading(on: boolean): void {
     if (this.destroyed || this.held === !on) return;
     this.held = !on;
-    setReading(this.socket, this.consumed, on);
+    setReading(this.socket, on);
   }
 
   private stopConsuming(): void {
     if (!this.consumed) return;
-    unconsume(this.parser, this.socket, this.held);
+    unconsume(this.parser, this.socket);
     this.consumed = false;
   }
 
