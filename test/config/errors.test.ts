@@ -4,20 +4,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig, parseConfig } from '../../src/config/load.js';
 import { ConfigInvalidError, ConfigUnreadableError, formatProblem } from '../../src/errors.js';
-import { invalid, problemAt, problemsIn, SHOWN, tempDir, where, yaml } from './helpers.js';
-
-/** A valid config with one service `web`, one listener, and `extra` lines appended to the service. */
-function withService(...extra: string[]): string {
-  return yaml(
-    'services:', //                            1
-    '  web:', //                               2
-    '    static: [127.0.0.1:9001]', //         3
-    ...extra, //                               4..
-    'listeners:',
-    '  - bind: 127.0.0.1:8080',
-    '    service: web',
-  );
-}
+import { invalid, problemAt, problemsIn, SHOWN, tempDir, where, withService, yaml } from './helpers.js';
 
 /** A valid config whose listeners section is `listenerLines` (starting on line 4). */
 function withListeners(...listenerLines: string[]): string {

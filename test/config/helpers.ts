@@ -54,3 +54,16 @@ export function problemAt(problems: readonly ConfigProblem[], path: string): Con
   assert.equal(found.length, 1, `expected one problem at ${path}, got: ${JSON.stringify(problems, null, 2)}`);
   return found[0]!;
 }
+
+/** A valid config with one service `web`, one listener, and `extra` lines appended to the service (from line 4). */
+export function withService(...extra: string[]): string {
+  return yaml(
+    'services:', //                            1
+    '  web:', //                               2
+    '    static: [127.0.0.1:9001]', //         3
+    ...extra, //                               4..
+    'listeners:',
+    '  - bind: 127.0.0.1:8080',
+    '    service: web',
+  );
+}

@@ -2,20 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../src/config/load.js';
 import type { ServiceConfig } from '../../src/config/schema.js';
-import { problemAt, problemsIn, where, yaml } from './helpers.js';
-
-/** A config with one service `web` whose lines after `static:` are `extra` (from line 4), and one listener. */
-function withService(...extra: string[]): string {
-  return yaml(
-    'services:', //                            1
-    '  web:', //                               2
-    '    static: [127.0.0.1:9001]', //         3
-    ...extra, //                               4..
-    'listeners:',
-    '  - bind: 127.0.0.1:8080',
-    '    service: web',
-  );
-}
+import { problemAt, problemsIn, where, withService, yaml } from './helpers.js';
 
 /** A config whose service `web` has `staticLines` as its members (from line 4). */
 function withMembers(...staticLines: string[]): string {

@@ -8,17 +8,9 @@ import { ServiceBalancer } from '../../src/balancer/balancer.js';
 import type { Member, StrategyConfig } from '../../src/config/schema.js';
 import { strategies, type Backend, type StrategyFactory } from '../../strategies/index.js';
 
-/** mulberry32: a tiny seeded PRNG returning numbers in [0, 1). */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../fixtures/random.js';
+
+export { mulberry32 };
 
 /** A hand-driven clock: `now()` returns `t`, tests move it with `advance`. */
 export class ManualClock {
