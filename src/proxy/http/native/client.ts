@@ -1,23 +1,10 @@
 import type { Socket } from 'node:net';
 import { localAnswer, parseRefusal, serializeAnswer } from '../answers.js';
 import type { Refusal, RequestHead } from '../request.js';
-import { Exchange, type ExchangeClient, type ExchangeHost } from './exchange.js';
-import { consume, PAUSE, setReading, unconsume, type Handlers, type ParseError, type Parser, type ParserPool } from './parser.js';
+import { HOLD_BODY, HOLD_PIPELINE, HOLD_UPGRADE, HOLD_UPSTREAM, type ClientHost, type ExchangeClient } from './contracts.js';
+import { Exchange } from './exchange.js';
+import { consume, PAUSE, setReading, unconsume, type Handlers, type ParseError, type Parser } from './parser.js';
 import type { UpstreamConnection } from './upstream.js';
-
-/** A client connection needs these of its listener besides what exchanges need. */
-export interface ClientHost extends ExchangeHost {
-  readonly requestParsers: ParserPool;
-  readonly methods: readonly string[];
-  /** The connection closed: forget it. */
-  closed(conn: ClientConnection): void;
-  /** More connections are open than parsers are pooled: idle ones give theirs back at once. */
-  readonly crowded: boolean;
-}
-
-/** Why reading the client is held, as bits (see exchange.ts for the body and upstream ones). */
-const HOLD_PIPELINE = 4;
-const HOLD_UPGRADE = 8;
 
 /** After Drover closed its side, how long a client may go on sending (read and dropped) before it is cut off. */
 export const LINGER_MS = 2000;
@@ -141,7 +128,7 @@ export class ClientConnection implements ExchangeClient {
     this.lastActive = this.host.now();
     this.fresh = false;
     if (this.tunnelUp) {
-      if (!this.tunnelUp.socket.write(chunk)) this.hold(2, true);
+      if (!this.tunnelUp.socket.write(chunk)) this.hold(HOLD_UPSTREAM, true);
       return;
     }
     if (this.closing) return; // lingering: read and dropped
@@ -380,7 +367,7 @@ export class ClientConnection implements ExchangeClient {
     this.lingerUntil = this.host.now() + LINGER_MS;
     this.dropParser();
     this.socket.end();
-    this.hold(HOLD_PIPELINE | HOLD_UPGRADE | 1 | 2, false);
+    this.hold(HOLD_PIPELINE | HOLD_UPGRADE | HOLD_BODY | HOLD_UPSTREAM, false);
   }
 
   /**

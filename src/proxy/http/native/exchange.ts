@@ -1,15 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { Backend } from '../../../../strategies/index.js';
 import type { Waiter } from '../../../balancer/queue.js';
-import type { ListenerObserver, RequestObservation } from '../../../metrics/observer.js';
-import type { Logger } from '../../../log.js';
-import type { HttpListenerConfig } from '../../../config/schema.js';
+import type { RequestObservation } from '../../../metrics/observer.js';
 import type { ServiceEntry } from '../../listener.js';
 import { localAnswer, serializeAnswer } from '../answers.js';
-import { afterFailure, allFailed, Attempt, invalidResponse, noBackend, queueFull, queueTimeout, RETRY_BODY_LIMIT, type AttemptFailure, type FailureLog } from '../delivery.js';
-import { allowedTrailers, downstreamHeaders, upstreamHeaders, type TrustedProxies } from '../headers.js';
+import { afterFailure, allFailed, Attempt, invalidResponse, noBackend, queueFull, queueTimeout, RETRY_BODY_LIMIT, type AttemptFailure } from '../delivery.js';
+import { allowedTrailers, downstreamHeaders, upstreamHeaders } from '../headers.js';
 import { checkRequest, headerValue, isRefusal, type CheckedRequest, type Refusal, type RequestHead } from '../request.js';
 import { matchRoute } from '../routes.js';
+import { HOLD_BODY, HOLD_UPSTREAM, type ExchangeClient, type ExchangeHost } from './contracts.js';
 import { PAUSE, type ParseError } from './parser.js';
 import { describeParseError, type Pool, type UpstreamConnection } from './upstream.js';
 import { chunkHead, CONTINUE, framingLine, headerLines, lastChunk, VALID_REASON } from './wire.js';
@@ -21,46 +20,6 @@ import { chunkHead, CONTINUE, framingLine, headerLines, lastChunk, VALID_REASON 
  * after the answer (HAProxy and nginx drain the same way).
  */
 export const DRAIN_LIMIT = 1024 * 1024;
-
-/** What an exchange needs from its listener. */
-export interface ExchangeHost {
-  readonly config: HttpListenerConfig;
-  readonly services: ReadonlyMap<string, ServiceEntry>;
-  readonly log: Logger;
-  readonly observer: ListenerObserver | undefined;
-  readonly trust: TrustedProxies;
-  readonly failures: FailureLog;
-  /** True once the listener drains: every answer closes its connection. */
-  readonly draining: boolean;
-  pool(backend: Backend): Pool;
-  now(): number;
-}
-
-/** What an exchange needs from its client connection. */
-export interface ExchangeClient {
-  readonly host: ExchangeHost;
-  readonly peer: string | undefined;
-  /** When the current request's first byte arrived. */
-  readonly requestStarted: number;
-  /** Queues bytes for the client; they are written together at flush(). */
-  push(piece: string | Buffer): void;
-  /** How many pieces are queued (a mark to take back a response not yet flushed). */
-  readonly queued: number;
-  /** Drops pieces queued after `mark`. */
-  unpush(mark: number): void;
-  flush(): void;
-  /** Stops (true) or resumes (false) reading the client for a reason bit. */
-  hold(bit: number, on: boolean): void;
-  /** The exchange is over; `close` ends the connection after what was pushed. */
-  exchangeDone(close: boolean): void;
-  /** Switches the connection to a raw tunnel with `up` (an accepted upgrade). */
-  tunnel(up: UpstreamConnection): void;
-  destroy(): void;
-}
-
-/** Why the client connection is not being read. */
-export const HOLD_BODY = 1;
-export const HOLD_UPSTREAM = 2;
 
 type Phase = 'new' | 'body' | 'queued' | 'connecting' | 'sending' | 'waiting' | 'responding' | 'tunnel' | 'done';
 

@@ -8,9 +8,10 @@ import type { ListenerObserver } from '../../../metrics/observer.js';
 import { listenOn, type Listener, type ServiceEntry } from '../../listener.js';
 import { FailureLog } from '../delivery.js';
 import { TrustedProxies } from '../headers.js';
-import { ClientConnection, type ClientHost } from './client.js';
+import { ClientConnection } from './client.js';
+import type { ClientHost, UpstreamHost } from './contracts.js';
 import { ParserPool, type ParserBinding } from './parser.js';
-import { Pool, UpstreamConnection, type UpstreamHost } from './upstream.js';
+import { Pool, UpstreamConnection } from './upstream.js';
 
 /** Request parsers kept for reuse; past this many open connections, idle ones give theirs back at once. */
 const PARSER_POOL = 1000;

@@ -1,7 +1,8 @@
 import { connect as netConnect, type Socket } from 'node:net';
 import type { Backend } from '../../../../strategies/index.js';
 import type { Exchange } from './exchange.js';
-import { consume, PAUSE, setReading, unconsume, type Handlers, type ParseError, type Parser, type ParserPool } from './parser.js';
+import type { UpstreamHost } from './contracts.js';
+import { consume, PAUSE, setReading, unconsume, type Handlers, type ParseError, type Parser } from './parser.js';
 
 /**
  * Upstream connections of the native engine: one keep-alive pool per
@@ -10,14 +11,6 @@ import { consume, PAUSE, setReading, unconsume, type Handlers, type ParseError, 
  * after a clean end of both messages with nothing unasked-for behind them;
  * anything else closes it.
  */
-
-/** What upstream connections need from their listener. */
-export interface UpstreamHost {
-  readonly responseParsers: ParserPool;
-  /** A draining listener keeps no idle connections. */
-  readonly draining: boolean;
-  now(): number;
-}
 
 /** The idle and busy connections to one backend. */
 export class Pool {
