@@ -292,6 +292,8 @@ listeners: [ { name: web, mode: http, bind: 127.0.0.1:0, service: s, timeouts: {
       ],
       ['Transfer-Encoding: chunked, identity', (p) => `POST ${p} HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n5\r\nhello\r\n0\r\n\r\n`],
       ['Transfer-Encoding: identity', (p) => `POST ${p} HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: identity\r\n\r\nhello`],
+      ['chunked in an HTTP/1.0 request', (p) => `POST ${p} HTTP/1.0\r\nHost: example.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`],
+      ['a fragment in the request target', (p) => `GET ${p}#frag HTTP/1.1\r\nHost: example.test\r\n\r\n`],
       ['Transfer-Encoding: xchunked', (p) => `POST ${p} HTTP/1.1\r\nHost: example.test\r\nTransfer-Encoding: xchunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n`],
       [
         'chunked twice in Transfer-Encoding',

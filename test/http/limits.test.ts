@@ -70,6 +70,29 @@ listeners: [ { name: web, mode: http, bind: 127.0.0.1:0, service: s } ]`,
     });
   }
 
+  it('wakes a request queued on one service when another service frees the slot of a backend they share', async () => {
+    const proxy = await startProxy(`
+services:
+  a: { static: [127.0.0.1:${backend.port}], maxSockets: 1, queue: { timeout: 5s } }
+  b: { static: [127.0.0.1:${backend.port}], maxSockets: 1, queue: { timeout: 5s } }
+listeners:
+  - name: web
+    mode: http
+    bind: 127.0.0.1:0
+    routes: [ { match: { pathPrefix: /slow }, service: a }, { service: b } ]`);
+    try {
+      const first = request(proxy.port(), { path: '/slow?ms=200' });
+      await eventually(() => proxy.drover.services.get('a')!.states.active(id) === 1, 'service a holds the one slot');
+      const started = performance.now();
+      const second = await request(proxy.port(), { path: '/echo?b' });
+      assert.equal(second.status, 200, second.body);
+      assert.ok(performance.now() - started < 4000, 'served once a freed the slot, not at the queue timeout');
+      assert.equal((await first).status, 200);
+    } finally {
+      await proxy.stop();
+    }
+  });
+
   it('answers 503 DROVER_QUEUE_TIMEOUT to a request that waited its queue timeout for a slot', async () => {
     const proxy = await startProxy(
       `

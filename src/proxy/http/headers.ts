@@ -134,6 +134,20 @@ export function downstreamHeaders(headers: readonly string[], upgrade = false): 
   return { headers: out, orca };
 }
 
+/**
+ * A response transfer coding Drover cannot pass on, or undefined. Only
+ * `chunked` is undone and re-framed; any other coding (`gzip, chunked`)
+ * would reach the client decoded of its chunking but still compressed, with
+ * nothing saying so: such an answer is a bad gateway.
+ */
+export function unsupportedCoding(headers: readonly string[]): string | undefined {
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i]!.length !== 17 || headers[i]!.toLowerCase() !== 'transfer-encoding') continue;
+    if (headers[i + 1]!.trim().toLowerCase() !== 'chunked') return headers[i + 1];
+  }
+  return undefined;
+}
+
 /** Trailer fields that must never be passed on: they frame, route or authenticate. */
 const FORBIDDEN_TRAILERS = new Set(['content-length', 'transfer-encoding', 'host', 'content-type', 'content-encoding', 'content-range', 'trailer', 'authorization', 'set-cookie', 'te', 'connection', 'keep-alive', 'upgrade']);
 

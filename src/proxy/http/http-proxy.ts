@@ -11,7 +11,7 @@ import { listenOn, type Listener, type ServiceEntry } from '../listener.js';
 import { localAnswer, parseRefusal, serializeAnswer } from './answers.js';
 import { readBody, type Body } from './body.js';
 import { afterFailure, allFailed, Attempt, FailureLog, noBackend, queueFull, queueTimeout, RETRY_BODY_LIMIT, type AttemptFailure } from './delivery.js';
-import { downstreamHeaders, TrustedProxies, upstreamHeaders } from './headers.js';
+import { downstreamHeaders, TrustedProxies, unsupportedCoding, upstreamHeaders } from './headers.js';
 import { checkRequest, headerValue, isRefusal, type Refusal, type RequestHead } from './request.js';
 import { matchRoute } from './routes.js';
 
@@ -289,6 +289,8 @@ export class HttpProxyListener implements Listener {
         if (n > 0) busy.set(backend.id, n);
         else busy.delete(backend.id);
         attempt.end();
+        // The agent is per backend address: requests queued on another service sharing it may take the slot.
+        for (const s of this.services.values()) if (s.balancer.queue.length > 0) s.balancer.queue.wake();
       };
       const settle = (outcome: Outcome) => {
         if (settled) return;
@@ -354,6 +356,8 @@ export class HttpProxyListener implements Listener {
           attempt.answered(status, orca, this.log);
           try {
             if (status < 200 || status > 999) throw new Error(`invalid status ${status}`);
+            const coding = unsupportedCoding(proxyRes.rawHeaders);
+            if (coding !== undefined) throw new Error(`transfer coding "${coding.slice(0, 40)}" is not supported`);
             if (this.draining) res.shouldKeepAlive = false;
             const reason = proxyRes.statusMessage && VALID_REASON.test(proxyRes.statusMessage) ? proxyRes.statusMessage : undefined;
             res.writeHead(status, reason, toHeaderObject(headers));

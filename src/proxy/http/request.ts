@@ -95,6 +95,8 @@ export function checkRequest(head: RequestHead): CheckedRequest | Refusal {
   let host = headerValue(head.headers, 'host');
   if (host !== undefined && !HOST.test(host)) return refuse(400, 'DROVER_BAD_REQUEST', 'invalid Host header');
   let hostFromTarget = false;
+  // A fragment is never part of a request target (RFC 9112 3.2).
+  if (path.includes('#')) return refuse(400, 'DROVER_BAD_REQUEST', 'invalid request target');
   if (!path.startsWith('/') && !(path === '*' && head.method === 'OPTIONS')) {
     let url: URL;
     try {
@@ -117,6 +119,8 @@ export function checkRequest(head: RequestHead): CheckedRequest | Refusal {
     const codings = te.split(',').map((c) => c.trim().toLowerCase());
     if (codings[codings.length - 1] !== 'chunked') return refuse(400, 'DROVER_BAD_REQUEST', `invalid Transfer-Encoding "${te}"`);
     if (codings.length > 1) return refuse(501, 'DROVER_NOT_IMPLEMENTED', `transfer coding "${te}" is not supported`);
+    // RFC 9112 6.1: chunked in an HTTP/1.0 message is faulty framing.
+    if (head.versionMinor === 0) return refuse(400, 'DROVER_BAD_REQUEST', 'Transfer-Encoding in an HTTP/1.0 request');
     chunked = true;
   }
   const cl = chunked ? undefined : headerValue(head.headers, 'content-length');

@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { localAnswer, parseRefusal, serializeAnswer } from '../answers.js';
 import type { Refusal, RequestHead } from '../request.js';
-import { HOLD_BODY, HOLD_PIPELINE, HOLD_UPGRADE, HOLD_UPSTREAM, type ClientHost, type ExchangeClient } from './contracts.js';
+import { HOLD_BODY, HOLD_DOWNSTREAM, HOLD_PIPELINE, HOLD_UPGRADE, HOLD_UPSTREAM, type ClientHost, type ExchangeClient } from './contracts.js';
 import { Exchange } from './exchange.js';
 import { consume, PAUSE, setReading, unconsume, type Handlers, type ParseError, type Parser } from './parser.js';
 import type { UpstreamConnection } from './upstream.js';
@@ -108,9 +108,11 @@ export class ClientConnection implements ExchangeClient {
       }
       this.out = [];
       this.lastActive = this.host.now();
-      // A client that does not read slows its backend down, never Drover's memory.
+      // A client that does not read slows its backend down, and is not read
+      // itself (no more requests, no more answers), never Drover's memory.
       if (s.writableNeedDrain) {
         this.exchange?.up?.reading(false);
+        this.hold(HOLD_DOWNSTREAM, true);
         // Listened to only once needed: most connections never fill their socket.
         if (!this.drainHeard) {
           this.drainHeard = true;
@@ -125,9 +127,8 @@ export class ClientConnection implements ExchangeClient {
 
   /** Bytes from the client, through its 'data' events (while no parser consumes the socket). */
   read(chunk: Buffer): void {
-    this.lastActive = this.host.now();
-    this.fresh = false;
     if (this.tunnelUp) {
+      this.lastActive = this.host.now();
       if (!this.tunnelUp.socket.write(chunk)) this.hold(HOLD_UPSTREAM, true);
       return;
     }
@@ -142,8 +143,6 @@ export class ClientConnection implements ExchangeClient {
 
   /** A read the consuming parser has just parsed (`ret`: bytes, or its error). */
   executed(ret: number | ParseError): void {
-    this.lastActive = this.host.now();
-    this.fresh = false;
     this.afterExecute(ret, undefined);
     this.flush();
   }
@@ -169,6 +168,9 @@ export class ClientConnection implements ExchangeClient {
    */
   private afterExecute(r: number | ParseError, chunk: Buffer | undefined): void {
     this.parsing = false;
+    // Bytes count as activity only when they carry a request: blank lines
+    // between requests (which llhttp skips) must not keep a connection alive.
+    if (this.exchange || this.requestStarted !== 0 || this.pendingHead) this.lastActive = this.host.now();
     const p = this.parser!;
     if (typeof r === 'number') {
       if (this.upgradeRest && !this.tunnelUp) {
@@ -261,6 +263,8 @@ export class ClientConnection implements ExchangeClient {
           this.stash = rest.length ? Buffer.concat(this.stash ? [...rest, this.stash] : rest) : this.stash;
           this.hold(HOLD_UPGRADE, false);
         }
+        // Answers not taken yet: the next request waits until the client reads.
+        if (this.holds & HOLD_DOWNSTREAM) break;
         if (this.pendingHead) {
           const head = this.pendingHead;
           this.pendingHead = null;
@@ -398,10 +402,12 @@ export class ClientConnection implements ExchangeClient {
     this.host.closed(this);
   }
 
-  /** The client can take more: its backend is read again. */
+  /** The client can take more: its backend and the client itself are read again. */
   drained(): void {
     this.lastActive = this.host.now();
+    this.hold(HOLD_DOWNSTREAM, false);
     this.exchange?.clientDrained();
+    if (!this.exchange) this.advance();
   }
 
   // Parser callbacks (request side) ------------------------------------------------------
@@ -410,6 +416,7 @@ export class ClientConnection implements ExchangeClient {
     onMessageBegin(this: Parser) {
       const c = this.owner as ClientConnection;
       c.parsing = true;
+      c.fresh = false;
       c.requestStarted = c.host.now();
     },
     onHeaders(this: Parser, headers: string[], url: string) {
@@ -436,7 +443,8 @@ export class ClientConnection implements ExchangeClient {
       c.headerParts = null;
       c.urlPart = '';
       c.inBody = true;
-      if (c.exchange || c.closing) {
+      // One request at a time, and none while the client is not taking its answers.
+      if (c.exchange || c.closing || c.holds & HOLD_DOWNSTREAM) {
         c.pendingHead = head;
         return PAUSE;
       }

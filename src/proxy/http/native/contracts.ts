@@ -68,15 +68,19 @@ export interface UpstreamHost {
   readonly responseParsers: ParserPool;
   /** A draining listener keeps no idle connections. */
   readonly draining: boolean;
+  /** A pool slot freed: requests queued on any service may take it (pools are per backend address, shared by services). */
+  slotFreed(): void;
   now(): number;
 }
 
 /**
  * Why a client connection is not being read, as bits: the body held for a
  * retry is full, the upstream socket is full, a pipelined request waits, an
- * upgrade waits for the backend's yes or no. It reads while no bit is set.
+ * upgrade waits for the backend's yes or no, the client is not reading what
+ * Drover writes. It reads while no bit is set.
  */
 export const HOLD_BODY = 1;
 export const HOLD_UPSTREAM = 2;
 export const HOLD_PIPELINE = 4;
 export const HOLD_UPGRADE = 8;
+export const HOLD_DOWNSTREAM = 16;

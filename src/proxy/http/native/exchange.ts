@@ -5,7 +5,7 @@ import type { RequestObservation } from '../../../metrics/observer.js';
 import type { ServiceEntry } from '../../listener.js';
 import { localAnswer, serializeAnswer } from '../answers.js';
 import { afterFailure, allFailed, Attempt, invalidResponse, noBackend, queueFull, queueTimeout, RETRY_BODY_LIMIT, type AttemptFailure } from '../delivery.js';
-import { allowedTrailers, downstreamHeaders, upstreamHeaders } from '../headers.js';
+import { allowedTrailers, downstreamHeaders, unsupportedCoding, upstreamHeaders } from '../headers.js';
 import { checkRequest, headerValue, isRefusal, type CheckedRequest, type Refusal, type RequestHead } from '../request.js';
 import { matchRoute } from '../routes.js';
 import { HOLD_BODY, HOLD_UPSTREAM, type ExchangeClient, type ExchangeHost } from './contracts.js';
@@ -140,8 +140,9 @@ export class Exchange implements Waiter {
     if (this.heldBytes > RETRY_BODY_LIMIT) {
       this.whole = false;
       if (this.phase === 'body') this.pick(false);
-      // The first 64 KB wait for the backend; the rest waits in the client's socket.
-      if (this.phase !== 'sending') this.client.hold(HOLD_BODY, true);
+      // The first 64 KB wait for the backend; the rest waits in the client's socket
+      // (unless the pick answered at once: then the rest is read and dropped).
+      if (this.phase !== 'sending' && !this.draining) this.client.hold(HOLD_BODY, true);
     }
   }
 
@@ -318,9 +319,13 @@ export class Exchange implements Waiter {
     const s = this.up!.socket;
     let ok: boolean;
     if (this.upChunked) {
+      // One writev for the size line, the data and its CRLF.
+      s.cork();
       s.write(chunkHead(chunk.length), 'latin1');
       s.write(chunk);
-      ok = s.write('\r\n', 'latin1');
+      s.write('\r\n', 'latin1');
+      s.uncork();
+      ok = !s.writableNeedDrain;
     } else ok = s.write(chunk);
     if (!ok) this.client.hold(HOLD_UPSTREAM, true);
   }
@@ -400,11 +405,16 @@ export class Exchange implements Waiter {
       }
       return this.startTunnel(headers, reason);
     }
+    const coding = unsupportedCoding(headers);
+    if (coding !== undefined) {
+      this.responseInvalid(up, `transfer coding "${coding.slice(0, 40)}" is not supported`);
+      return PAUSE;
+    }
     const { headers: out, orca } = downstreamHeaders(headers);
     this.attempt!.answered(status, orca, this.host.log);
     this.seen?.answer(status);
     this.status = status;
-    this.upKeepAlive = keepAlive && minor >= 0;
+    this.upKeepAlive = keepAlive;
     this.responseStarted = true;
     this.phase = 'responding';
     this.held = [];
@@ -465,6 +475,8 @@ export class Exchange implements Waiter {
     up.reused = true;
     this.endAttempt();
     if (!this.requestDone) this.draining = true;
+    // The upstream socket that was full is gone: the rest of the body is read (and dropped).
+    this.client.hold(HOLD_UPSTREAM | HOLD_BODY, false);
     this.maybeFinish();
   }
 
@@ -565,8 +577,9 @@ export class Exchange implements Waiter {
 
   /** The answer comes before the whole upload: only a small known rest is read and dropped. */
   private closeIfUndrainable(): void {
-    const length = this.checked?.contentLength;
-    const rest = this.checked && !this.checked.chunked && length !== undefined ? length - this.bodyBytes : Infinity;
+    const c = this.checked;
+    // A request without a body has no rest; one the policy refused is not read on.
+    const rest = !c ? Infinity : !c.hasBody ? 0 : !c.chunked && c.contentLength !== undefined ? c.contentLength - this.bodyBytes : Infinity;
     if (rest > DRAIN_LIMIT) this.closeAfter = true;
   }
 

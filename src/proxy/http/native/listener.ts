@@ -136,6 +136,10 @@ export class NativeHttpListener implements Listener, ClientHost, UpstreamHost {
     return performance.now();
   }
 
+  slotFreed(): void {
+    for (const s of this.services.values()) if (s.balancer.queue.length > 0) s.balancer.queue.wake();
+  }
+
   /** One timer for every deadline of this listener: a quarter of the shortest one, between 20 ms and 250 ms. */
   private startSweeper(): void {
     clearInterval(this.sweeper);

@@ -40,6 +40,7 @@ export class Pool {
   park(c: UpstreamConnection, keepAlive: number): void {
     if (this.host.draining) return c.destroy();
     this.busy--;
+    this.host.slotFreed();
     c.exchange = null;
     c.sent = false;
     // An idle connection is read, so a close or an unasked-for byte is seen at once.
@@ -50,8 +51,10 @@ export class Pool {
 
   /** A connection is gone (or will be): it no longer counts. */
   forget(c: UpstreamConnection, wasBusy: boolean): void {
-    if (wasBusy) this.busy--;
-    else {
+    if (wasBusy) {
+      this.busy--;
+      this.host.slotFreed();
+    } else {
       const i = this.idle.indexOf(c);
       if (i >= 0) this.idle.splice(i, 1);
     }
