@@ -18,8 +18,11 @@ function namedByConnection(headers: readonly string[]): Set<string> | undefined 
   let named: Set<string> | undefined;
   for (let i = 0; i < headers.length; i += 2) {
     if (headers[i]!.length !== 10 || headers[i]!.toLowerCase() !== 'connection') continue;
-    for (const t of headers[i + 1]!.split(',')) {
-      const token = t.trim().toLowerCase();
+    // The usual values name no header: no split, no set.
+    const value = headers[i + 1]!.toLowerCase();
+    if (value === 'keep-alive' || value === 'close') continue;
+    for (const t of value.split(',')) {
+      const token = t.trim();
       if (token && !PROTECTED.has(token)) (named ??= new Set()).add(token);
     }
   }
