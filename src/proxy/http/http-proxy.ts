@@ -10,7 +10,7 @@ import type { ListenerObserver, RequestObservation } from '../../metrics/observe
 import { listenOn, type Listener, type ServiceEntry } from '../listener.js';
 import { localAnswer, parseRefusal, serializeAnswer } from './answers.js';
 import { readBody, type Body } from './body.js';
-import { afterFailure, allFailed, Attempt, FailureLog, noBackend, queueFull, queueTimeout, RETRY_BODY_LIMIT, type AttemptFailure } from './delivery.js';
+import { afterFailure, allFailed, Attempt, FailureLog, noBackend, queueFull, queueTimeout, replayable, RETRY_BODY_LIMIT, type AttemptFailure } from './delivery.js';
 import { downstreamHeaders, TrustedProxies, unsupportedCoding, upstreamHeaders } from './headers.js';
 import { checkRequest, headerValue, isRefusal, type Refusal, type RequestHead } from './request.js';
 import { matchRoute } from './routes.js';
@@ -189,7 +189,7 @@ export class HttpProxyListener implements Listener {
     req.headers = headers as IncomingMessage['headers'];
     req.url = checked.path;
 
-    const replayable = body.kind === 'complete' && entry.config.idempotentMethods.includes(head.method);
+    const mayReplay = replayable(entry, head.method, body.kind === 'complete');
     let tried = 0;
     let last = '';
     let candidates = entry.balancer.candidates(clientAddress);
@@ -213,7 +213,7 @@ export class HttpProxyListener implements Listener {
       if (tried++ > 0) this.observer?.retry(route.service);
       const outcome = await this.attempt(req, res, backend, entry, body, framing, seen);
       if (outcome.kind !== 'failed') return;
-      const step = afterFailure(outcome.failure, outcome.failure === 'connect' || replayable, backend.id, this.config.timeouts.response);
+      const step = afterFailure(outcome.failure, outcome.failure === 'connect' || mayReplay, backend.id, this.config.timeouts.response);
       if (!step.retry) return this.local(req, res, step.answer, seen, route.service, backend.id);
       this.log.debug('retrying on the next backend', { listener: this.config.name, backend: backend.id, method: head.method });
     }

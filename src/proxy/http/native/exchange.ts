@@ -4,7 +4,7 @@ import type { Waiter } from '../../../balancer/queue.js';
 import type { RequestObservation } from '../../../metrics/observer.js';
 import type { ServiceEntry } from '../../listener.js';
 import { localAnswer, serializeAnswer } from '../answers.js';
-import { afterFailure, allFailed, Attempt, invalidResponse, noBackend, queueFull, queueTimeout, RETRY_BODY_LIMIT, type AttemptFailure } from '../delivery.js';
+import { afterFailure, allFailed, Attempt, invalidResponse, noBackend, queueFull, queueTimeout, replayable, RETRY_BODY_LIMIT, type AttemptFailure } from '../delivery.js';
 import { allowedTrailers, downstreamHeaders, unsupportedCoding, upstreamHeaders } from '../headers.js';
 import { checkRequest, headerValue, isRefusal, type CheckedRequest, type Refusal, type RequestHead } from '../request.js';
 import { matchRoute } from '../routes.js';
@@ -265,7 +265,6 @@ export class Exchange implements Waiter {
     if (this.seen) this.seen.backend = backend.id;
     this.attempt = new Attempt(this.entry!, backend, this.host.observer, this.drainClose);
     const up = pool.acquire(this);
-    up.head = this.head.method === 'HEAD';
     this.up = up;
     if (up.connected) return this.sendRequest();
     this.phase = 'connecting';
@@ -352,7 +351,7 @@ export class Exchange implements Waiter {
   }
 
   private replayable(): boolean {
-    return this.requestDone && this.whole && this.heldBytes <= RETRY_BODY_LIMIT && this.entry!.config.idempotentMethods.includes(this.head.method);
+    return replayable(this.entry!, this.head.method, this.requestDone && this.whole && this.heldBytes <= RETRY_BODY_LIMIT);
   }
 
   // The backend's side -----------------------------------------------------------
@@ -472,7 +471,6 @@ export class Exchange implements Waiter {
     this.up = undefined;
     if (reusable) up.pool.park(up, this.entry!.config.timeouts.keepAlive);
     else up.destroy();
-    up.reused = true;
     this.endAttempt();
     if (!this.requestDone) this.draining = true;
     // The upstream socket that was full is gone: the rest of the body is read (and dropped).

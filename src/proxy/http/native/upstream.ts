@@ -78,8 +78,6 @@ export class UpstreamConnection {
   /** The request it carries; null while idle in its pool. */
   exchange: Exchange | null = null;
   connected = false;
-  /** It has carried a request before (a failure on it may be a stale keep-alive). */
-  reused = false;
   /** The current exchange's request has been written to it: bytes before that are unasked-for. */
   sent = false;
   idleUntil = 0;
@@ -114,8 +112,6 @@ export class UpstreamConnection {
     (this.socket as OwnedSocket).owner = this;
   }
 
-  /** The request in flight expects a response to HEAD: its body is skipped. */
-  head = false;
 
   /** Closes the connection now; its exchange (if any) has already been told or is the caller. */
   destroy(): void {
